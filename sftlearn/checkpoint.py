@@ -1,0 +1,217 @@
+"""Saving and loading models and training state, safely.
+
+Two rules:
+
+1. **Atomic writes.** A file is written under a temporary name and then renamed over the final
+   name (``os.replace`` is atomic on one file system). A crash mid-write leaves the old file
+   intact, never a half-written one. A training checkpoint is a folder; the folder is written
+   in full under a temporary name, renamed, and only then does ``latest.json`` point at it.
+2. **No code on load.** Weights are stored as safetensors (plain tensors, nothing executable);
+   the optimizer's state uses ``torch.load(weights_only=True)``, which refuses pickled objects
+   that could run code.
+
+Layout of a saved model folder::
+
+    config.json         {"model": GPTConfig fields, "format": "sftlearn-gpt"}
+    model.safetensors   the weights (the tied output matrix is stored once, as the embedding)
+    tokenizer.json      optional: the tokenizer the model was trained with
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import GPTConfig
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+STATE_FILE = "trainer_state.pt"
+LATEST_FILE = "latest.json"
+FORMAT = "sftlearn-gpt"
+
+
+# --------------------------------------------------------------------- atomic files
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and then move the result to ``path`` in one atomic step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------- model weights
+def _tied_names(model: torch.nn.Module) -> set[str]:
+    """Names of parameters that share storage with an earlier parameter (e.g. lm_head)."""
+    seen, tied = {}, set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        key = tensor.data_ptr()
+        if key in seen and tensor.numel():
+            tied.add(name)
+        seen.setdefault(key, name)
+    return tied
+
+
+def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
+    """Write the model's weights as safetensors, storing tied tensors once."""
+    tied = _tied_names(model)
+    tensors = {
+        name: t.detach().cpu().contiguous()
+        for name, t in model.state_dict().items()
+        if name not in tied
+    }
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load safetensors weights into ``model``; names and shapes must match exactly."""
+    tensors = load_file(str(path))
+    tied = _tied_names(model)
+    expected = {n: t.shape for n, t in model.state_dict().items() if n not in tied}
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong_shape = sorted(
+        f"{n}: file {tuple(tensors[n].shape)} vs model {tuple(expected[n])}"
+        for n in expected
+        if n in tensors and tensors[n].shape != expected[n]
+    )
+    if missing or unexpected or wrong_shape:
+        details = "; ".join(
+            part
+            for part in (
+                f"missing {missing[:5]}" if missing else "",
+                f"unexpected {unexpected[:5]}" if unexpected else "",
+                f"different shapes {wrong_shape[:5]}" if wrong_shape else "",
+            )
+            if part
+        )
+        raise ValueError(
+            f"The weights in {path} do not fit this model ({details}). Build the model from "
+            f"the config saved next to the weights (sftlearn.checkpoint.load_model)."
+        )
+    model.load_state_dict(tensors, strict=False)  # strict=False only for the tied names
+
+
+# ------------------------------------------------------------------- whole models
+def save_model(model, path: str | Path, tokenizer=None) -> Path:
+    """Save a GPT (config + weights, and the tokenizer if given) into the folder ``path``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    save_weights(model, path / MODEL_FILE)
+    write_json(path / CONFIG_FILE, {"format": FORMAT, "model": model.config.to_dict()})
+    if tokenizer is not None:
+        tokenizer.save(path / TOKENIZER_FILE)
+    return path
+
+
+def read_config(path: str | Path) -> GPTConfig:
+    config_path = Path(path) / CONFIG_FILE
+    if not config_path.exists():
+        raise FileNotFoundError(
+            f"No {CONFIG_FILE} in {path}: this is not a saved sftlearn model folder. "
+            f"Save one with sftlearn.checkpoint.save_model(model, path)."
+        )
+    data = read_json(config_path)
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{config_path} has format {data.get('format')!r}, expected {FORMAT!r}.")
+    return GPTConfig.from_dict(data["model"])
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild a GPT from a folder written by ``save_model``."""
+    from .model import GPT
+
+    model = GPT(read_config(path))
+    load_weights(model, Path(path) / MODEL_FILE)
+    return model.to(device)
+
+
+def load_tokenizer_from(path: str | Path):
+    """The tokenizer saved next to a model, or None if there is none."""
+    file = Path(path) / TOKENIZER_FILE
+    if not file.exists():
+        return None
+    from .tokenizer import load_tokenizer
+
+    return load_tokenizer(file)
+
+
+def config_differences(a: GPTConfig, b: GPTConfig) -> list[str]:
+    """Human-readable list of fields where two configs differ."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k}: {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k]]
+
+
+# --------------------------------------------------------------- training checkpoints
+def save_training_checkpoint(
+    directory: str | Path, step: int, model, state: dict, keep: int = 2
+) -> Path:
+    """Write ``directory/step-NNNNNNN/`` (model + trainer state) and point ``latest.json`` at it.
+
+    The folder is complete before ``latest.json`` changes, so an interruption at any moment
+    leaves ``latest.json`` pointing at a whole checkpoint. Older checkpoints beyond ``keep``
+    are deleted after the new one is in place.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:07d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=directory))
+    try:
+        save_model(model, tmp)
+        atomic_write(tmp / STATE_FILE, lambda f: torch.save(state, f))
+        final = directory / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    write_json(directory / LATEST_FILE, {"checkpoint": name, "step": step})
+    old = sorted(p for p in directory.glob("step-*") if p.is_dir() and p.name != name)
+    for stale in old[: max(len(old) - (keep - 1), 0)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The folder ``latest.json`` points at, or None when there is no checkpoint yet."""
+    pointer = Path(directory) / LATEST_FILE
+    if not pointer.exists():
+        return None
+    folder = Path(directory) / read_json(pointer)["checkpoint"]
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{pointer} points at {folder.name}, which is missing. Delete {pointer} to start "
+            f"over, or restore the checkpoint folder."
+        )
+    return folder
+
+
+def load_training_state(folder: str | Path) -> dict:
+    """The trainer state saved with a checkpoint (plain tensors and numbers only)."""
+    return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)

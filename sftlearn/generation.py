@@ -1,0 +1,140 @@
+"""Text generation: turn next-token logits into a choice, one token at a time.
+
+Choosing the next token from the logits ``z`` (one score per vocabulary entry):
+
+- **greedy**: always the most likely token (``temperature=0``). Deterministic, can loop.
+- **temperature** ``τ``: sample from ``softmax(z / τ)``; τ < 1 sharpens, τ > 1 flattens.
+- **top-k**: keep only the k most likely tokens, renormalise, sample.
+- **top-p** (nucleus): keep the smallest set of most likely tokens whose probabilities add up
+  to at least p, renormalise, sample.
+
+With ``use_cache=True`` the model keeps each layer's keys and values (``KVCache``), so after the
+prompt each step runs on one new token. The cached and uncached loops pick identical tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .kv_cache import KVCache
+
+
+def filter_logits(
+    logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """Set the logits of tokens outside the top-k / top-p set to -inf. logits: (B, V)."""
+    if top_k is not None:
+        if top_k <= 0:
+            raise ValueError(f"top_k must be a positive int, got {top_k}.")
+        k = min(top_k, logits.size(-1))
+        kth_best = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if top_p is not None:
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # mass of the tokens strictly before each one; a token is kept while that mass < p,
+        # so the most likely token is always kept.
+        mass_before = probs.cumsum(dim=-1) - probs
+        drop_sorted = mass_before >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def next_token(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pick one token per row from logits (B, V); returns (B, 1)."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}.")
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = filter_logits(logits.float() / temperature, top_k, top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+@torch.no_grad()
+def generate(
+    model,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    stop_token: int | list[int] | None = None,
+    attention_mask: torch.Tensor | None = None,
+    use_cache: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Append up to ``max_new_tokens`` tokens to ``input_ids`` (B, T); returns (B, T + n).
+
+    ``stop_token``: an id (or ids); a row that produces one stops, and its later positions are
+    filled with that stop id. Generation ends early when every row has stopped.
+    ``attention_mask`` (B, T): 1 for real tokens; use it for a batch of *left-padded* prompts.
+    """
+    if greedy:
+        temperature = 0.0
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}.")
+    model.check_input_ids(input_ids)
+    B, T = input_ids.shape
+    block_size = model.config.block_size
+    if T + max_new_tokens > block_size:
+        raise ValueError(
+            f"Prompt ({T} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
+            f"context of {block_size} tokens. Ask for at most {max(block_size - T, 0)} new "
+            f"tokens or shorten the prompt."
+        )
+    if attention_mask is not None and attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape "
+            f"{tuple(input_ids.shape)}."
+        )
+    stops = (
+        torch.tensor([], dtype=torch.long)
+        if stop_token is None
+        else torch.tensor([stop_token] if isinstance(stop_token, int) else list(stop_token))
+    ).to(input_ids.device)
+
+    was_training = model.training
+    model.eval()
+    try:
+        cache = None
+        if use_cache:
+            dtype = next(model.parameters()).dtype
+            cfg = model.config
+            cache = KVCache(
+                cfg.n_layer, B, cfg.n_head, cfg.head_dim, T + max_new_tokens,
+                input_ids.device, dtype,
+            )
+        ids = input_ids
+        mask = attention_mask
+        finished = torch.zeros(B, dtype=torch.bool, device=ids.device)
+        fill = stops[0] if len(stops) else None
+        step_input = ids
+        for _ in range(max_new_tokens):
+            if cache is not None:
+                logits, _ = model(step_input, attention_mask=mask, kv_cache=cache)
+            else:
+                logits, _ = model(ids, attention_mask=mask)
+            token = next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+            if fill is not None:
+                token = torch.where(finished[:, None], fill, token)
+                finished |= torch.isin(token[:, 0], stops)
+            ids = torch.cat([ids, token], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones_like(token)], dim=1)
+            step_input = token
+            if fill is not None and bool(finished.all()):
+                break
+        return ids
+    finally:
+        model.train(was_training)

@@ -1,0 +1,215 @@
+"""The GPT model: a stack of pre-LayerNorm Transformer blocks over token + position embeddings.
+
+Reading order: ``MLP`` → ``Block`` → ``GPT``. Parameter names follow GPT-2's layout
+(``transformer.wte``, ``transformer.h.0.attn.c_attn`` …) so a model converts cleanly to and
+from the Hugging Face format.
+
+Shapes used in comments: B = batch, T = time (tokens), C = channels (``n_embd``), V = vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import CausalSelfAttention
+from .config import GPTConfig
+from .kv_cache import KVCache
+
+IGNORE_INDEX = -100  # targets with this value contribute nothing to the loss
+
+
+class MLP(nn.Module):
+    """The feed-forward part of a block: widen ×4, GELU, project back, applied to each token."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        # tanh-approximate GELU is what GPT-2 uses; matching it keeps exports exact.
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    """x + attention(norm(x)), then x + mlp(norm(x)): the pre-LayerNorm residual block."""
+
+    def __init__(self, config: GPTConfig, layer_index: int = 0):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer_index)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, attention_mask=None, kv_cache=None, return_weights=False):
+        attended, weights = self.attn(self.ln_1(x), attention_mask, kv_cache, return_weights)
+        x = x + attended
+        x = x + self.mlp(self.ln_2(x))
+        return x, weights
+
+
+class GPT(nn.Module):
+    """A decoder-only Transformer language model.
+
+    ``model(input_ids, targets=None, attention_mask=None)`` returns ``(logits, loss)``:
+    logits (B, T, V) for the next token at every position, and the mean cross-entropy over
+    targets that are not ``-100`` (``None`` when no targets are given).
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(
+                f"GPT needs a GPTConfig, got {type(config).__name__}; "
+                f"build one with GPTConfig.preset('tiny', vocab_size=...)."
+            )
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
+                wpe=nn.Embedding(config.block_size, config.n_embd),  # position embeddings
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Weight tying: the output layer reuses the token embedding matrix. It saves V×C
+        # parameters and works well: similar tokens get similar input and output vectors.
+        self.lm_head.weight = self.transformer.wte.weight
+        self.apply(self._init_weights)
+        # Each block adds two projections into the residual stream; scaling their init by
+        # 1/sqrt(2·n_layer) keeps the stream's variance from growing with depth (GPT-2).
+        for name, param in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    # ------------------------------------------------------------------ inputs
+    def check_input_ids(self, input_ids: torch.Tensor, past: int = 0) -> None:
+        """Raise a readable error for input the model cannot take."""
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(
+                f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}; "
+                f"wrap a list with torch.tensor([ids])."
+            )
+        if input_ids.dim() != 2:
+            raise ValueError(
+                f"input_ids must have shape (batch, time), got {tuple(input_ids.shape)}; "
+                f"for a single sequence use ids[None, :] (or .unsqueeze(0))."
+            )
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}.")
+        T = input_ids.shape[1] + past
+        if T > self.config.block_size:
+            raise ValueError(
+                f"Sequence of {T} tokens is longer than the model's context "
+                f"(block_size={self.config.block_size}). Shorten or crop the input "
+                f"(e.g. input_ids[:, -{self.config.block_size}:]) or use a config with a "
+                f"larger block_size."
+            )
+        # Checking id ranges needs the values on the host: free on the CPU, a sync on a GPU,
+        # so the GPU training loop skips it (the Trainer has already checked its data).
+        if input_ids.numel() and (input_ids.device.type == "cpu" or not self.training):
+            low, high = int(input_ids.min()), int(input_ids.max())
+            if low < 0 or high >= self.config.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(
+                    f"Token id {bad} is outside the vocabulary (valid ids are 0 to "
+                    f"{self.config.vocab_size - 1}). Encode with the tokenizer the model was "
+                    f"built for, or set vocab_size to tokenizer.vocab_size."
+                )
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden, _ = self.hidden_states(input_ids, attention_mask, kv_cache)
+        logits = self.lm_head(hidden)  # (B, T, V)
+        loss = None
+        if targets is not None:
+            if targets.shape != input_ids.shape:
+                raise ValueError(
+                    f"targets shape {tuple(targets.shape)} must equal input_ids shape "
+                    f"{tuple(input_ids.shape)} (targets[:, t] is the token after input_ids[:, t])."
+                )
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)),
+                targets.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+            )
+        return logits, loss
+
+    def hidden_states(self, input_ids, attention_mask=None, kv_cache=None, return_weights=False):
+        """The final normalised hidden states (B, T, C), plus per-layer attention weights when
+        ``return_weights`` (a list of (B, H, T, T_total) tensors, else an empty list)."""
+        past = kv_cache.length if kv_cache is not None else 0
+        self.check_input_ids(input_ids, past)
+        positions = self.position_ids(input_ids, attention_mask, past)  # (B or 1, T)
+        x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
+        x = self.transformer.drop(x)
+        all_weights = []
+        for block in self.transformer.h:
+            x, weights = block(x, attention_mask, kv_cache, return_weights)
+            if return_weights:
+                all_weights.append(weights)
+        if kv_cache is not None:
+            kv_cache.advance(input_ids.shape[1])
+        return self.transformer.ln_f(x), all_weights
+
+    @staticmethod
+    def position_ids(input_ids, attention_mask=None, past: int = 0) -> torch.Tensor:
+        """Position of each token. Without a mask: past, past+1, … With a mask, positions count
+        real tokens only, so a left-padded prompt starts at position 0 like an unpadded one.
+        ``attention_mask`` covers cached positions too: shape (B, past + T)."""
+        T = input_ids.shape[1]
+        if attention_mask is None:
+            return torch.arange(past, past + T, device=input_ids.device)[None]  # (1, T)
+        counted = attention_mask.long().cumsum(dim=1) - 1  # (B, past + T)
+        return counted[:, past:].clamp(min=0)  # (B, T)
+
+    @torch.no_grad()
+    def attention_maps(self, input_ids, attention_mask=None) -> torch.Tensor:
+        """Attention weights of every layer and head: (L, B, H, T, T), via the math path."""
+        _, weights = self.hidden_states(input_ids, attention_mask, return_weights=True)
+        return torch.stack(weights)
+
+    # ------------------------------------------------------------------- sizes
+    def num_parameters(self, include_embeddings: bool = True) -> int:
+        """Number of distinct parameters (tied weights counted once)."""
+        n = sum(p.numel() for p in self.parameters())  # .parameters() deduplicates ties
+        if not include_embeddings:
+            n -= self.transformer.wpe.weight.numel() + self.transformer.wte.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token (forward + backward): 6·N for the weight matmuls plus
+        12·L·T·C for attention's QKᵀ and AV (the estimate of Chowdhery et al., 2022)."""
+        cfg = self.config
+        T = seq_len or cfg.block_size
+        N = self.num_parameters(include_embeddings=False) + cfg.vocab_size * cfg.n_embd
+        return 6 * N + 12 * cfg.n_layer * T * cfg.n_embd
+
+    # -------------------------------------------------------------- generation
+    def generate(self, input_ids, max_new_tokens: int, **kwargs) -> torch.Tensor:
+        """Continue ``input_ids`` (B, T) by ``max_new_tokens`` tokens; see ``sftlearn.generation``."""
+        from .generation import generate
+
+        return generate(self, input_ids, max_new_tokens, **kwargs)

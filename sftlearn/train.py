@@ -1,0 +1,499 @@
+"""The ``Trainer``: one training loop for pretraining, fine-tuning and classification.
+
+One optimizer step, in order:
+
+1. set the learning rate from the schedule (warmup, then cosine decay),
+2. take ``grad_accum_steps`` micro-batches; for each, run the model (under autocast on GPUs)
+   and back-propagate its loss, weighted by its share of the step's target tokens — so k
+   micro-batches give exactly the gradient of one batch k times as large,
+3. clip the gradient norm, take an AdamW step, clear the gradients.
+
+Around that loop the Trainer evaluates on validation data, stops early when the validation
+loss stops improving (and restores the best weights), writes checkpoints atomically, resumes
+from them exactly, shows a progress bar, and records a ``History`` that can plot itself.
+
+A batch is a dict with ``input_ids`` (B, T) and ``targets`` (targets already shifted; -100 is
+ignored) and optionally ``attention_mask``. The model is called as
+``model(input_ids, targets=targets, attention_mask=attention_mask)`` and returns
+``(logits, loss)``; pass ``loss_fn`` to train anything else.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .device import choose_precision, enable_fast_math, get_device
+from .history import History
+from .model import IGNORE_INDEX
+from .perf import mfu, peak_flops
+from .schedule import lr_at
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss and was stopped."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that controls a training run (the model's shape lives in ``GPTConfig``)."""
+
+    max_steps: int = 500  # optimizer steps
+    batch_size: int = 32  # examples per micro-batch
+    grad_accum_steps: int = 1  # micro-batches per optimizer step
+    lr: float = 3e-3  # peak learning rate
+    min_lr: float | None = None  # end of the cosine; None = lr / 10
+    warmup_steps: int | None = None  # None = 5% of max_steps
+    weight_decay: float = 0.1  # applied to matrices only, never to biases/norms
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float | None = 1.0  # max gradient norm; None = no clipping
+    eval_interval: int = 100  # evaluate every this many steps (0 = only at the end)
+    eval_batches: int | None = 20  # validation batches per evaluation (None = all)
+    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    restore_best: bool = True  # after early stopping / at the end, reload the best weights
+    log_interval: int = 10
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16"  (see sftlearn.device)
+    compile: bool = False  # torch.compile the model (GPU runs; slow to start on a CPU)
+    device: str | None = None  # None = SFTLEARN_DEVICE or the best available
+    seed: int = 0  # data order and dropout
+    shuffle: bool = True
+    checkpoint_dir: str | None = None  # where to write checkpoints (None = never)
+    checkpoint_interval: int = 0  # also checkpoint every this many steps (0 = only at the end)
+    progress: bool = True  # show a progress bar
+
+    def __post_init__(self) -> None:
+        positive = ("max_steps", "batch_size", "grad_accum_steps", "log_interval")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}.")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience <= 0:
+            raise ValueError("early_stopping_patience must be a positive int or None.")
+        self.betas = tuple(self.betas)
+
+    @property
+    def resolved_min_lr(self) -> float:
+        return self.lr / 10 if self.min_lr is None else self.min_lr
+
+    @property
+    def resolved_warmup(self) -> int:
+        if self.warmup_steps is None:
+            return max(1, self.max_steps // 20)
+        return min(self.warmup_steps, self.max_steps)
+
+    def lr_at(self, step: int) -> float:
+        return lr_at(step, self.lr, self.max_steps, self.resolved_warmup, self.resolved_min_lr)
+
+
+class Callback:
+    """Override any hook to watch or steer training (set ``trainer.should_stop`` to stop)."""
+
+    def on_log(self, trainer: "Trainer", logs: dict) -> None: ...
+    def on_eval(self, trainer: "Trainer", val_loss: float) -> None: ...
+    def on_train_end(self, trainer: "Trainer") -> None: ...
+
+
+def default_loss(model, batch: dict) -> torch.Tensor:
+    _, loss = model(
+        batch["input_ids"], targets=batch["targets"], attention_mask=batch.get("attention_mask")
+    )
+    return loss
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device):
+    """AdamW with weight decay on matrices (≥ 2-D) only.
+
+    Decaying biases and LayerNorm gains would only pull them towards 0 for no benefit, so they
+    go in a group without decay. On CUDA the fused kernel updates all tensors at once.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(
+            "The model has no trainable parameters (every requires_grad is False). "
+            "Unfreeze some parameters before training."
+        )
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.AdamW(
+        groups, lr=config.lr, betas=config.betas, fused=(device.type == "cuda")
+    )
+
+
+def count_targets(batch: dict) -> int:
+    """Number of target tokens that count in the loss (computed on the CPU: no GPU sync)."""
+    return int((batch["targets"] != IGNORE_INDEX).sum())
+
+
+def _default_collate(items):
+    from .datasets import collate
+
+    return collate(items, pad_id=0)
+
+
+class Trainer:
+    """Train ``model`` on ``train_data`` (a sequence of example dicts), see the module doc."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_data: Sequence,
+        val_data: Sequence | None = None,
+        config: TrainConfig | None = None,
+        collate_fn: Callable | None = None,
+        loss_fn: Callable = default_loss,
+        callbacks: Sequence[Callback] = (),
+    ):
+        self.config = config or TrainConfig()
+        if train_data is None or len(train_data) == 0:
+            raise ValueError(
+                "The training set is empty: there is nothing to learn from. "
+                "Check the data generation or filtering step that produced it."
+            )
+        if val_data is not None and len(val_data) == 0:
+            raise ValueError("The validation set is empty; pass val_data=None to skip validation.")
+        self.model = model
+        self.train_data = train_data
+        self.val_data = val_data
+        self.collate_fn = collate_fn or _default_collate
+        self.loss_fn = loss_fn
+        self.callbacks = list(callbacks)
+        self.device = get_device(self.config.device)
+        self.precision = choose_precision(self.device, self.config.precision)
+        enable_fast_math(self.device)
+        self.model.to(self.device)
+        self.optimizer = make_optimizer(model, self.config, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision.needs_grad_scaler else None
+        self.forward_model = torch.compile(model) if self.config.compile else model
+        self.history = History()
+        self.step = 0  # optimizer steps taken
+        self.epoch = 0  # passes over the training data started
+        self.batch_in_epoch = 0  # next batch index within the epoch
+        self.best_val = math.inf
+        self.evals_without_improvement = 0
+        self.should_stop = False
+        self._best_state: dict | None = None
+        self._order: torch.Tensor | None = None
+        self._peak = peak_flops(self.device, self.precision.name)
+
+    # ------------------------------------------------------------------- data
+    def _epoch_order(self) -> torch.Tensor:
+        """The order of examples in the current epoch: a permutation seeded by (seed, epoch),
+        so resuming at (epoch, batch) sees exactly the batches an uninterrupted run would."""
+        n = len(self.train_data)
+        if not self.config.shuffle:
+            return torch.arange(n)
+        g = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
+        return torch.randperm(n, generator=g)
+
+    def _next_batch(self) -> dict:
+        n, bs = len(self.train_data), self.config.batch_size
+        batches_per_epoch = math.ceil(n / bs)
+        if self.batch_in_epoch >= batches_per_epoch:
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self._order = None
+        if self._order is None:
+            self._order = self._epoch_order()
+        start = self.batch_in_epoch * bs
+        indices = self._order[start : start + bs].tolist()
+        self.batch_in_epoch += 1
+        return self.collate_fn([self.train_data[i] for i in indices])
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    # ------------------------------------------------------------------- steps
+    def train_step(self) -> tuple[torch.Tensor, int, int]:
+        """One optimizer step. Returns (sum of token losses as a tensor, target tokens, tokens)."""
+        cfg = self.config
+        lr = cfg.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        position = (self.epoch, self.batch_in_epoch, self._order)
+        micro = [self._next_batch() for _ in range(cfg.grad_accum_steps)]
+        counts = [count_targets(b) for b in micro]
+        total = sum(counts)
+        if total == 0:
+            self.epoch, self.batch_in_epoch, self._order = position
+            raise ValueError(
+                f"Every target in the batches for step {self.step} is masked (-100), so there "
+                f"is nothing to learn. Check the loss mask: SFT examples need an assistant turn."
+            )
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        tokens = 0
+        for batch, count in zip(micro, counts):
+            batch = self._to_device(batch)
+            with self.precision.autocast(self.device):
+                loss = self.loss_fn(self.forward_model, batch)
+            # mean loss of this micro-batch × its share of the step's targets = its part of the
+            # mean over all targets in the step.
+            weighted = loss * (count / total)
+            (self.scaler.scale(weighted) if self.scaler else weighted).backward()
+            loss_sum += loss.detach().float() * count
+            tokens += batch["input_ids"].numel()
+        if self.device.type == "cpu" and not torch.isfinite(loss_sum):
+            # On the CPU checking costs nothing, so we catch the first bad step before the
+            # optimizer spreads NaN into the weights. On GPUs the check happens at each log.
+            self.optimizer.zero_grad(set_to_none=True)
+            self._diverged(loss_sum / total)
+        if cfg.grad_clip:
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return loss_sum, total, tokens
+
+    def _diverged(self, loss: torch.Tensor) -> None:
+        last = self.history.train_loss[-1] if self.history.train_loss else None
+        last_text = f"{last:.4f}" if last is not None else "none logged yet"
+        self.history.stop_reason = f"stopped: non-finite loss at step {self.step + 1}"
+        raise NonFiniteLossError(
+            f"The loss became {float(loss)} at step {self.step + 1} (last good logged loss: "
+            f"{last_text}). Training stopped; the last checkpoint on disk was not touched. "
+            f"Likely causes: a learning rate that is too high (try 3-10x lower), fp16 overflow "
+            f"(use bf16 or fp32), or bad data (a batch whose every target is masked)."
+        )
+
+    @torch.no_grad()
+    def evaluate(self, data: Sequence | None = None, max_batches: int | None = -1) -> float:
+        """Mean loss per target token over ``data`` (default: the validation set)."""
+        data = self.val_data if data is None else data
+        if data is None:
+            raise ValueError("No validation data: pass val_data to the Trainer or data here.")
+        if max_batches == -1:
+            max_batches = self.config.eval_batches
+        was_training = self.model.training
+        self.model.eval()
+        total_loss, total_count = 0.0, 0
+        bs = self.config.batch_size
+        n_batches = math.ceil(len(data) / bs)
+        if max_batches is not None:
+            n_batches = min(n_batches, max_batches)
+        for b in range(n_batches):
+            batch = self.collate_fn([data[i] for i in range(b * bs, min((b + 1) * bs, len(data)))])
+            count = count_targets(batch)
+            if count == 0:
+                continue
+            with self.precision.autocast(self.device):
+                loss = self.loss_fn(self.model, self._to_device(batch))
+            total_loss += float(loss) * count
+            total_count += count
+        self.model.train(was_training)
+        if total_count == 0:
+            raise ValueError("Every target in the evaluation data is masked; nothing to score.")
+        return total_loss / total_count
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, resume: bool = False) -> History:
+        """Train until ``max_steps`` (or early stopping). ``resume=True`` continues from the
+        latest checkpoint in ``checkpoint_dir`` when there is one."""
+        cfg = self.config
+        if resume:
+            if not cfg.checkpoint_dir:
+                raise ValueError("resume=True needs TrainConfig.checkpoint_dir to be set.")
+            folder = ckpt.latest_checkpoint(cfg.checkpoint_dir)
+            if folder is not None:
+                self.load_checkpoint(folder)
+        if self.step == 0:
+            torch.manual_seed(cfg.seed)  # dropout masks start from a known state
+        self.should_stop = False
+        self.optimizer.zero_grad(set_to_none=True)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not cfg.progress,
+                   desc="training", dynamic_ncols=True, leave=True)
+        window_loss = torch.zeros((), device=self.device)
+        window_count, window_tokens, window_start = 0, 0, time.perf_counter()
+        try:
+            while self.step < cfg.max_steps and not self.should_stop:
+                loss_sum, count, tokens = self.train_step()
+                window_loss += loss_sum
+                window_count += count
+                window_tokens += tokens
+                bar.update(1)
+                last_step = self.step == cfg.max_steps
+                if self.step % cfg.log_interval == 0 or last_step:
+                    self._log(bar, window_loss, window_count, window_tokens, window_start)
+                    window_loss = torch.zeros((), device=self.device)
+                    window_count, window_tokens, window_start = 0, 0, time.perf_counter()
+                if self.val_data is not None and (
+                    (cfg.eval_interval and self.step % cfg.eval_interval == 0) or last_step
+                ):
+                    self._evaluate_and_maybe_stop(bar)
+                if cfg.checkpoint_dir and cfg.checkpoint_interval and (
+                    self.step % cfg.checkpoint_interval == 0
+                ):
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            self.history.stop_reason = f"interrupted at step {self.step}"
+            self.should_stop = True
+        finally:
+            bar.close()
+        if cfg.checkpoint_dir and self.step > 0:
+            self.save_checkpoint()
+        if cfg.restore_best and self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return self.history
+
+    def _log(self, bar, window_loss, window_count, window_tokens, window_start) -> None:
+        mean_loss = float(window_loss) / max(window_count, 1)  # the one host sync per log
+        if not math.isfinite(mean_loss):
+            self._diverged(torch.tensor(mean_loss))
+        elapsed = max(time.perf_counter() - window_start, 1e-9)
+        tok_s = window_tokens / elapsed
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.history.steps.append(self.step)
+        self.history.train_loss.append(mean_loss)
+        self.history.lr.append(lr)
+        self.history.tokens_per_sec.append(tok_s)
+        logs = {"step": self.step, "loss": mean_loss, "lr": lr, "tokens_per_sec": tok_s}
+        postfix = {"loss": f"{mean_loss:.3f}", "tok/s": f"{tok_s:,.0f}"}
+        if self._peak and hasattr(self.model, "flops_per_token"):
+            value = mfu(tok_s, self.model.flops_per_token(), self._peak)
+            logs["mfu"] = value
+            postfix["mfu"] = f"{100 * value:.1f}%"
+        if self.history.val_loss:
+            postfix["val"] = f"{self.history.val_loss[-1]:.3f}"
+        bar.set_postfix(postfix)
+        for cb in self.callbacks:
+            cb.on_log(self, logs)
+
+    def _evaluate_and_maybe_stop(self, bar) -> None:
+        cfg = self.config
+        val = self.evaluate()
+        self.history.val_steps.append(self.step)
+        self.history.val_loss.append(val)
+        bar.set_postfix(loss=f"{self.history.train_loss[-1]:.3f}", val=f"{val:.3f}")
+        if val < self.best_val:
+            self.best_val = val
+            self.evals_without_improvement = 0
+            if cfg.restore_best:
+                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.evals_without_improvement += 1
+            patience = cfg.early_stopping_patience
+            if patience and self.evals_without_improvement >= patience:
+                self.should_stop = True
+                self.history.stopped_early = True
+                self.history.stop_reason = (
+                    f"early stop at step {self.step}: validation loss did not improve for "
+                    f"{patience} evaluations (best {self.best_val:.4f} at step "
+                    f"{self.history.best_step})"
+                )
+        for cb in self.callbacks:
+            cb.on_eval(self, val)
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything besides the weights needed to continue exactly where we are."""
+        state = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best_val": self.best_val,
+            "evals_without_improvement": self.evals_without_improvement,
+            "optimizer": self.optimizer.state_dict(),
+            "history": self.history.to_dict(),
+            "train_config": {k: (list(v) if isinstance(v, tuple) else v)
+                             for k, v in asdict(self.config).items()},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "python": _python_rng_to_lists(random.getstate()),
+                "numpy": _numpy_rng_to_lists(np.random.get_state()),
+            },
+        }
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def save_checkpoint(self):
+        """Write a checkpoint for the current step into ``checkpoint_dir`` (atomically)."""
+        if not self.config.checkpoint_dir:
+            raise ValueError("Set TrainConfig.checkpoint_dir to save checkpoints.")
+        if any(not torch.isfinite(p).all() for p in self.model.parameters()):
+            raise NonFiniteLossError(
+                "The weights contain NaN/inf; refusing to overwrite the last good checkpoint."
+            )
+        return ckpt.save_training_checkpoint(
+            self.config.checkpoint_dir, self.step, self.model, self.state_dict()
+        )
+
+    def load_checkpoint(self, folder) -> None:
+        """Restore weights, optimizer, schedule position, data position and RNGs."""
+        saved_config = ckpt.read_config(folder)
+        if hasattr(self.model, "config") and saved_config != self.model.config:
+            diffs = ckpt.config_differences(saved_config, self.model.config)
+            raise ValueError(
+                f"Checkpoint {folder} was made for a different model ({'; '.join(diffs)}; "
+                f"checkpoint vs this model). Build the model with the checkpoint's config or "
+                f"start with a fresh checkpoint_dir."
+            )
+        state = ckpt.load_training_state(folder)
+        saved = state["train_config"]
+        for name in ("batch_size", "grad_accum_steps", "seed", "shuffle"):
+            if saved[name] != getattr(self.config, name):
+                raise ValueError(
+                    f"Cannot resume exactly: the checkpoint used {name}={saved[name]!r} but this "
+                    f"run has {name}={getattr(self.config, name)!r}. Use the same value."
+                )
+        ckpt.load_weights(self.model, ckpt.Path(folder) / ckpt.MODEL_FILE)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = state["step"]
+        self.epoch = state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        self._order = None
+        self.best_val = state["best_val"]
+        self.evals_without_improvement = state["evals_without_improvement"]
+        self.history = History.from_dict(state["history"])
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(_lists_to_python_rng(state["rng"]["python"]))
+        np.random.set_state(_lists_to_numpy_rng(state["rng"]["numpy"]))
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+# RNG states contain tuples and NumPy arrays, which ``weights_only`` loading refuses; store them
+# as plain lists and rebuild the exact objects on load.
+def _python_rng_to_lists(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _lists_to_python_rng(state):
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def _numpy_rng_to_lists(state):
+    name, keys, pos, has_gauss, cached = state
+    return [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, cached]
+
+
+def _lists_to_numpy_rng(state):
+    name, keys, pos, has_gauss, cached = state
+    return (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached)

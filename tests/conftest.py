@@ -1,0 +1,39 @@
+"""Shared fixtures: small models and toy data that make the tests fast."""
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")  # tests never open windows
+
+from sftlearn.config import GPTConfig
+from sftlearn.model import GPT
+
+VOCAB = 61
+
+
+def stack_collate(items):
+    """Collate equal-length example dicts by stacking (no padding needed)."""
+    return {k: torch.stack([item[k] for item in items]) for k in items[0]}
+
+
+def cyclic_blocks(n_blocks=64, block=32, vocab=VOCAB, seed=0):
+    """Next-token blocks cut from a random but repeating sequence: learnable, not trivial."""
+    g = torch.Generator().manual_seed(seed)
+    period = torch.randint(0, vocab, (97,), generator=g)
+    seq = period.repeat(n_blocks * block // 97 + 3)
+    return [
+        {"input_ids": seq[i * block : i * block + block], "targets": seq[i * block + 1 : i * block + block + 1]}
+        for i in range(n_blocks)
+    ]
+
+
+@pytest.fixture
+def micro_config():
+    return GPTConfig.preset("micro", vocab_size=VOCAB, block_size=64)
+
+
+@pytest.fixture
+def micro_model(micro_config):
+    torch.manual_seed(0)
+    return GPT(micro_config)

@@ -1,0 +1,111 @@
+"""Checkpoints: round trips, atomic writes under failure, refusal of unsafe or mismatched files."""
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from sftlearn import checkpoint as ckpt
+from sftlearn.config import GPTConfig
+from sftlearn.model import GPT
+
+from conftest import VOCAB
+
+
+def test_save_and_load_model_round_trip(tmp_path, micro_model):
+    ckpt.save_model(micro_model, tmp_path / "m")
+    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]
+    loaded = ckpt.load_model(tmp_path / "m")
+    assert loaded.config == micro_model.config
+    assert loaded.lm_head.weight is loaded.transformer.wte.weight  # tie survives the trip
+    x = torch.randint(0, VOCAB, (2, 9))
+    assert torch.equal(loaded.eval()(x)[0], micro_model.eval()(x)[0])
+
+
+def test_tied_weights_are_stored_once(tmp_path, micro_model):
+    from safetensors.torch import load_file
+
+    ckpt.save_weights(micro_model, tmp_path / "w.safetensors")
+    names = load_file(str(tmp_path / "w.safetensors"))
+    assert "lm_head.weight" not in names and "transformer.wte.weight" in names
+
+
+def test_weights_of_another_shape_are_refused(tmp_path, micro_model):
+    ckpt.save_weights(micro_model, tmp_path / "w.safetensors")
+    other = GPT(GPTConfig.preset("micro", vocab_size=VOCAB + 1, block_size=64))
+    with pytest.raises(ValueError, match="do not fit this model.*transformer.wte.weight"):
+        ckpt.load_weights(other, tmp_path / "w.safetensors")
+
+
+def test_missing_or_foreign_model_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a saved sftlearn model folder"):
+        ckpt.load_model(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other", "model": {}}))
+    with pytest.raises(ValueError, match="expected 'sftlearn-gpt'"):
+        ckpt.load_model(tmp_path)
+
+
+def test_failed_write_leaves_the_previous_file_intact(tmp_path):
+    target = tmp_path / "state.json"
+    ckpt.write_json(target, {"step": 1})
+
+    def crash_half_way(tmp):
+        tmp.write_text('{"step": 2, "trunc')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.atomic_write(target, crash_half_way)
+    assert ckpt.read_json(target) == {"step": 1}
+    assert os.listdir(tmp_path) == ["state.json"]  # no temporary file left behind
+
+
+def test_interrupted_training_checkpoint_keeps_the_previous_one(tmp_path, micro_model, monkeypatch):
+    ckpt.save_training_checkpoint(tmp_path, 5, micro_model, {"step": 5})
+    real_save = torch.save
+
+    def failing_save(obj, f, *args, **kwargs):
+        raise KeyboardInterrupt  # the user presses stop in the middle of writing
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_training_checkpoint(tmp_path, 10, micro_model, {"step": 10})
+    monkeypatch.setattr(torch, "save", real_save)
+    latest = ckpt.latest_checkpoint(tmp_path)
+    assert latest.name == "step-0000005"
+    assert ckpt.load_training_state(latest) == {"step": 5}
+    assert ckpt.load_model(latest).config == micro_model.config
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "step-0000005"]
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path, micro_model):
+    for step in (1, 2, 3, 4):
+        ckpt.save_training_checkpoint(tmp_path, step, micro_model, {"step": step}, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-0000003", "step-0000004"]
+    assert ckpt.latest_checkpoint(tmp_path).name == "step-0000004"
+
+
+def test_no_checkpoint_yet_and_dangling_pointer(tmp_path):
+    assert ckpt.latest_checkpoint(tmp_path) is None
+    ckpt.write_json(tmp_path / "latest.json", {"checkpoint": "step-0000009", "step": 9})
+    with pytest.raises(FileNotFoundError, match="missing"):
+        ckpt.latest_checkpoint(tmp_path)
+
+
+class _RunsCode:
+    """A pickle payload that would run a shell command when unpickled."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/sftlearn-pwned",))
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path, micro_model):
+    folder = ckpt.save_training_checkpoint(tmp_path, 1, micro_model, {"step": 1})
+    with open(folder / ckpt.STATE_FILE, "wb") as f:
+        pickle.dump({"step": _RunsCode()}, f)
+    if os.path.exists("/tmp/sftlearn-pwned"):
+        os.remove("/tmp/sftlearn-pwned")
+    with pytest.raises(pickle.UnpicklingError):
+        ckpt.load_training_state(folder)
+    assert not os.path.exists("/tmp/sftlearn-pwned")

@@ -1,0 +1,83 @@
+"""Device and precision choice, seeding, and the MFU helper."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from sftlearn import device as dev
+from sftlearn.perf import mfu, peak_flops
+
+
+def test_cpu_is_always_available_and_last():
+    assert dev.available_devices()[-1] == "cpu"
+
+
+def test_auto_picks_the_best_available(monkeypatch):
+    monkeypatch.delenv(dev.ENV_DEVICE, raising=False)
+    assert dev.get_device().type == dev.available_devices()[0]
+
+
+def test_environment_variable_and_argument_override(monkeypatch):
+    monkeypatch.setenv(dev.ENV_DEVICE, "cpu")
+    assert dev.get_device() == torch.device("cpu")
+    assert dev.get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv(dev.ENV_DEVICE, "tpu")
+    with pytest.raises(ValueError, match="Unknown device 'tpu'"):
+        dev.get_device()
+    assert dev.get_device("cpu") == torch.device("cpu")  # the argument wins
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_unavailable_device_names_what_is_available(monkeypatch):
+    monkeypatch.setenv(dev.ENV_DEVICE, "cuda")
+    with pytest.raises(ValueError, match="environment variable SFTLEARN_DEVICE.*available: .*cpu"):
+        dev.get_device()
+
+
+def test_precision_choice_on_cpu():
+    cpu = torch.device("cpu")
+    assert dev.choose_precision(cpu).name == "fp32"
+    assert dev.choose_precision(cpu, "bf16").dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="fp16 training needs a CUDA GPU"):
+        dev.choose_precision(cpu, "fp16")
+    with pytest.raises(ValueError, match="Unknown precision"):
+        dev.choose_precision(cpu, "fp8")
+
+
+def test_bf16_autocast_runs_the_model_on_cpu(micro_model):
+    x = torch.randint(0, 10, (2, 8))
+    with dev.BF16.autocast(torch.device("cpu")):
+        logits, _ = micro_model(x)
+    assert logits.dtype == torch.bfloat16
+    full, _ = micro_model(x)
+    assert torch.allclose(logits.float(), full, atol=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_precision_is_bf16_or_fp16_with_scaler():
+    p = dev.choose_precision(torch.device("cuda"))
+    assert (p.name, p.needs_grad_scaler) in {("bf16", False), ("fp16", True)}
+
+
+def test_seed_everything_repeats_all_generators():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    dev.seed_everything(7)
+    first = draw()
+    dev.seed_everything(7)
+    assert draw() == first
+    with pytest.raises(TypeError, match="seed must be an int"):
+        dev.seed_everything("7")
+
+
+def test_mfu_arithmetic_and_unknown_devices():
+    assert peak_flops(torch.device("cpu"), "fp32") is None
+    assert mfu(1000.0, 1e9, None) is None
+    assert mfu(100_000.0, 1e9, 989e12) == pytest.approx(1e14 / 989e12)
+
+
+def test_describe_mentions_the_device():
+    assert dev.describe(torch.device("cpu")).startswith("cpu (")

@@ -1,0 +1,126 @@
+"""Generation: sampling filters, KV cache equivalence, stop tokens, padding, errors."""
+
+import pytest
+import torch
+
+from sftlearn.generation import filter_logits, next_token
+from sftlearn.model import GPT
+
+from conftest import VOCAB
+
+
+@pytest.fixture
+def model(micro_config):
+    torch.manual_seed(0)
+    return GPT(micro_config).eval()
+
+
+def test_cached_and_uncached_greedy_generation_are_identical(model):
+    prompt = torch.randint(0, VOCAB, (3, 7))
+    a = model.generate(prompt, 50, greedy=True, use_cache=True)
+    b = model.generate(prompt, 50, greedy=True, use_cache=False)
+    assert a.shape == (3, 57)
+    assert torch.equal(a, b)
+    assert torch.equal(a[:, :7], prompt)
+
+
+def test_cached_and_uncached_sampling_are_identical_with_the_same_generator(model):
+    prompt = torch.randint(0, VOCAB, (2, 5))
+    kw = dict(temperature=1.3, top_k=20, top_p=0.9)
+    a = model.generate(prompt, 40, generator=torch.Generator().manual_seed(3), **kw)
+    b = model.generate(prompt, 40, generator=torch.Generator().manual_seed(3), use_cache=False, **kw)
+    assert torch.equal(a, b)
+
+
+def test_cached_logits_match_full_forward(model):
+    from sftlearn.kv_cache import KVCache
+
+    x = torch.randint(0, VOCAB, (2, 20))
+    full, _ = model(x)
+    cfg = model.config
+    cache = KVCache(cfg.n_layer, 2, cfg.n_head, cfg.head_dim, 20, torch.device("cpu"))
+    first, _ = model(x[:, :12], kv_cache=cache)
+    rest = [model(x[:, t : t + 1], kv_cache=cache)[0] for t in range(12, 20)]
+    stepwise = torch.cat([first] + rest, dim=1)
+    assert torch.allclose(full, stepwise, atol=1e-5)
+
+
+def test_left_padded_batch_matches_single_prompts(model):
+    """A batch of prompts of different lengths, left-padded, gives each prompt's own tokens."""
+    short = torch.randint(1, VOCAB, (1, 4))
+    long = torch.randint(1, VOCAB, (1, 9))
+    batch = torch.cat([torch.cat([torch.zeros(1, 5, dtype=torch.long), short], 1), long])
+    mask = torch.ones_like(batch)
+    mask[0, :5] = 0
+    out = model.generate(batch, 15, greedy=True, attention_mask=mask)
+    alone_short = model.generate(short, 15, greedy=True)
+    alone_long = model.generate(long, 15, greedy=True)
+    assert torch.equal(out[0, 9:], alone_short[0, 4:])
+    assert torch.equal(out[1, 9:], alone_long[0, 9:])
+
+
+def test_stop_token_ends_rows_and_fills_them(model):
+    prompt = torch.randint(0, VOCAB, (2, 5))
+    free = model.generate(prompt, 30, greedy=True)
+    stop = int(free[0, 8])  # a token row 0 is certain to produce at position 8
+    out = model.generate(prompt, 30, greedy=True, stop_token=stop)
+    row = out[0, 5:].tolist()
+    first = row.index(stop)
+    assert all(t == stop for t in row[first:])  # filled with the stop id after stopping
+    assert out[0, : 5 + first].tolist() == free[0, : 5 + first].tolist()
+
+
+def test_generation_stops_early_when_every_row_is_done(model):
+    prompt = torch.randint(0, VOCAB, (1, 5))
+    first = int(model.generate(prompt, 1, greedy=True)[0, -1])
+    out = model.generate(prompt, 40, greedy=True, stop_token=[first, 0])
+    assert out.shape == (1, 6)
+
+
+def test_top_k_keeps_exactly_k_tokens():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 2.0, 4.0]])
+    kept = torch.isfinite(filter_logits(logits, top_k=2))
+    assert kept.tolist() == [[False, True, False, False, True]]
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log()
+    assert torch.isfinite(filter_logits(logits, top_p=0.75)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.8)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.81)).tolist() == [[True, True, True, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.1)).tolist() == [[True, False, False, False]]
+
+
+def test_temperature_zero_is_argmax_and_sampling_follows_probabilities():
+    logits = torch.tensor([[0.0, 2.0, 1.0]])
+    assert next_token(logits, temperature=0).item() == 1
+    g = torch.Generator().manual_seed(0)
+    draws = torch.cat([next_token(logits.expand(2000, 3), 1.0, generator=g) for _ in range(5)])
+    freq = torch.bincount(draws[:, 0], minlength=3).float() / draws.numel()
+    assert torch.allclose(freq, torch.softmax(logits[0], -1), atol=0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"temperature": -1.0}, "temperature must be >= 0"),
+        ({"top_k": 0}, "top_k must be a positive int"),
+        ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    ],
+)
+def test_bad_sampling_settings(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        model.generate(torch.zeros(1, 3, dtype=torch.long), 2, **kwargs)
+
+
+def test_prompt_plus_new_tokens_beyond_context_is_refused(model):
+    prompt = torch.zeros(1, 60, dtype=torch.long)
+    with pytest.raises(ValueError, match="exceeds the model's context of 64.*at most 4 new"):
+        model.generate(prompt, 10)
+
+
+def test_generate_restores_training_mode(model):
+    model.train()
+    model.generate(torch.zeros(1, 3, dtype=torch.long), 2)
+    assert model.training

@@ -1,0 +1,214 @@
+"""The GPT model: shapes, attention paths, causality, initial loss, input errors."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sftlearn.attention import build_attention_mask
+from sftlearn.config import PRESETS, GPTConfig
+from sftlearn.model import GPT
+
+from conftest import VOCAB
+
+
+def twin_models(config, **changes):
+    """The same weights behind the fused and the math attention path."""
+    torch.manual_seed(0)
+    fused = GPT(config.with_(attention="fused", **changes)).eval()
+    math_path = GPT(config.with_(attention="math", **changes)).eval()
+    math_path.load_state_dict(fused.state_dict())
+    return fused, math_path
+
+
+def test_logits_shape_and_loss(micro_model):
+    x = torch.randint(0, VOCAB, (3, 17))
+    logits, loss = micro_model(x)
+    assert logits.shape == (3, 17, VOCAB)
+    assert loss is None
+
+
+def test_untrained_loss_is_close_to_log_vocab(micro_model):
+    # With small random weights every token is about equally likely: loss ≈ ln V.
+    torch.manual_seed(1)
+    x = torch.randint(0, VOCAB, (8, 64))
+    y = torch.randint(0, VOCAB, (8, 64))
+    _, loss = micro_model(x, targets=y)
+    assert abs(loss.item() - math.log(VOCAB)) < 0.05
+
+
+def test_loss_matches_torch_cross_entropy_with_ignored_targets(micro_model):
+    x = torch.randint(0, VOCAB, (2, 10))
+    y = torch.randint(0, VOCAB, (2, 10))
+    y[0, :4] = -100
+    logits, loss = micro_model(x, targets=y)
+    keep = y != -100
+    reference = -torch.log_softmax(logits, -1)[keep].gather(1, y[keep][:, None]).mean()
+    assert torch.allclose(loss, reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_math_and_fused_attention_agree(micro_config, padded):
+    fused, math_path = twin_models(micro_config)
+    x = torch.randint(0, VOCAB, (3, 40))
+    mask = torch.ones(3, 40, dtype=torch.long)
+    if padded:
+        mask[1, 25:] = 0  # right padding
+        mask[2, :7] = 0  # left padding
+    kwargs = {"attention_mask": mask} if padded else {}
+    a, _ = fused(x, **kwargs)
+    b, _ = math_path(x, **kwargs)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_attention_matches_an_independent_reference(micro_config):
+    """One attention layer against a from-scratch softmax(QK^T/sqrt(d) + causal) V."""
+    torch.manual_seed(0)
+    layer = GPT(micro_config).transformer.h[0].attn.eval()
+    x = torch.randn(2, 9, micro_config.n_embd)
+    out, _ = layer(x)
+    H, hd = micro_config.n_head, micro_config.head_dim
+    q, k, v = (x @ layer.c_attn.weight.T + layer.c_attn.bias).chunk(3, dim=-1)
+    heads = []
+    for h in range(H):
+        qh, kh, vh = (t[..., h * hd : (h + 1) * hd] for t in (q, k, v))
+        scores = qh @ kh.transpose(1, 2) / math.sqrt(hd)
+        future = torch.triu(torch.ones(9, 9, dtype=torch.bool), diagonal=1)
+        weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+        heads.append(weights @ vh)
+    reference = torch.cat(heads, dim=-1) @ layer.c_proj.weight.T + layer.c_proj.bias
+    assert torch.allclose(out, reference, atol=1e-5)
+
+
+def test_attention_weights_rows_sum_to_one_and_are_causal(micro_model):
+    x = torch.randint(0, VOCAB, (2, 12))
+    maps = micro_model.eval().attention_maps(x)  # (L, B, H, T, T)
+    assert maps.shape == (2, 2, 2, 12, 12)
+    assert torch.allclose(maps.sum(-1), torch.ones(2, 2, 2, 12), atol=1e-6)
+    upper = torch.triu(torch.ones(12, 12, dtype=torch.bool), diagonal=1)
+    assert maps[..., upper].abs().max() == 0
+
+
+@pytest.mark.parametrize("path", ["fused", "math"])
+def test_causal_mask_never_leaks_the_future(micro_config, path):
+    torch.manual_seed(0)
+    model = GPT(micro_config.with_(attention=path)).eval()
+    x = torch.randint(0, VOCAB, (2, 30))
+    changed = x.clone()
+    changed[:, 20:] = (changed[:, 20:] + 7) % VOCAB  # perturb only later tokens
+    a, _ = model(x)
+    b, _ = model(changed)
+    assert torch.equal(a[:, :20], b[:, :20])
+    assert not torch.allclose(a[:, 20:], b[:, 20:])
+
+
+def test_padding_does_not_change_real_positions(micro_config):
+    """Right padding: the real tokens' logits are the same with or without the pad tail."""
+    fused, _ = twin_models(micro_config)
+    x = torch.randint(1, VOCAB, (1, 12))
+    padded = torch.cat([x, torch.zeros(1, 5, dtype=torch.long)], dim=1)
+    mask = torch.cat([torch.ones(1, 12), torch.zeros(1, 5)], dim=1).long()
+    a, _ = fused(x)
+    b, _ = fused(padded, attention_mask=mask)
+    assert torch.allclose(a, b[:, :12], atol=1e-5)
+
+
+def test_build_attention_mask_with_cache_offset():
+    # 2 new queries after 3 cached keys: query 0 is position 3, query 1 is position 4.
+    mask = build_attention_mask(2, 5, None, torch.device("cpu"))[0, 0]
+    assert mask.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+
+
+def test_weight_tying_and_parameter_count(micro_config):
+    model = GPT(micro_config)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    C, V, T, L = micro_config.n_embd, micro_config.vocab_size, micro_config.block_size, micro_config.n_layer
+    per_block = 12 * C * C + 13 * C  # qkv+proj (4C²+4C), mlp (8C²+5C), two norms (4C)
+    expected = V * C + T * C + L * per_block + 2 * C
+    assert model.num_parameters() == expected
+
+
+def test_gpt2_small_shape_has_124m_parameters():
+    config = GPTConfig.preset("small", vocab_size=50257)
+    C, V, T, L = config.n_embd, config.vocab_size, config.block_size, config.n_layer
+    count = V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C
+    assert 124_000_000 < count < 124_600_000  # GPT-2 small: 124,439,808
+
+
+def test_parameter_names_follow_gpt2_layout(micro_model):
+    names = set(micro_model.state_dict())
+    for expected in ["transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight",
+                     "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_proj.bias",
+                     "transformer.h.1.mlp.c_fc.weight", "transformer.h.1.mlp.c_proj.weight",
+                     "transformer.ln_f.bias", "lm_head.weight"]:
+        assert expected in names
+
+
+def test_flops_per_token_formula(micro_model):
+    cfg = micro_model.config
+    n = micro_model.num_parameters(include_embeddings=False) + cfg.vocab_size * cfg.n_embd
+    assert micro_model.flops_per_token(32) == 6 * n + 12 * cfg.n_layer * 32 * cfg.n_embd
+
+
+def test_presets_exist_and_unknown_preset_is_refused():
+    assert {"tiny", "small"} <= set(PRESETS)
+    with pytest.raises(ValueError, match="Unknown preset 'huge'.*tiny"):
+        GPTConfig.preset("huge")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"n_embd": 30, "n_head": 4}, "divisible by n_head"),
+        ({"n_layer": 0}, "positive int"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"attention": "flash"}, "attention must be one of"),
+    ],
+)
+def test_bad_config_values(changes, message):
+    with pytest.raises(ValueError, match=message):
+        GPTConfig.preset("micro", **changes)
+
+
+def test_unknown_config_field():
+    with pytest.raises(ValueError, match="Unknown GPTConfig field"):
+        GPTConfig.from_dict({"n_layers": 3})
+
+
+def test_sequence_longer_than_context_is_refused(micro_model):
+    with pytest.raises(ValueError, match="longer than the model's context.*block_size=64"):
+        micro_model(torch.zeros(1, 65, dtype=torch.long))
+
+
+@pytest.mark.parametrize("bad_id", [-1, VOCAB])
+def test_token_ids_outside_vocabulary_are_refused(micro_model, bad_id):
+    x = torch.zeros(1, 5, dtype=torch.long)
+    x[0, 3] = bad_id
+    with pytest.raises(ValueError, match=f"Token id {bad_id} is outside the vocabulary"):
+        micro_model(x)
+
+
+def test_wrong_input_types_and_shapes(micro_model):
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        micro_model([[1, 2, 3]])
+    with pytest.raises(ValueError, match=r"shape \(batch, time\)"):
+        micro_model(torch.tensor([1, 2, 3]))
+    with pytest.raises(TypeError, match="integer ids"):
+        micro_model(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="targets shape"):
+        micro_model(torch.zeros(1, 3, dtype=torch.long), targets=torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_gpt_needs_a_config():
+    with pytest.raises(TypeError, match="GPTConfig"):
+        GPT({"n_layer": 2})
+
+
+def test_gelu_is_gpt2s_tanh_approximation(micro_model):
+    mlp = micro_model.transformer.h[0].mlp
+    x = torch.randn(4, micro_model.config.n_embd)
+    h = x @ mlp.c_fc.weight.T + mlp.c_fc.bias
+    gelu = 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))
+    assert torch.allclose(mlp(x), gelu @ mlp.c_proj.weight.T + mlp.c_proj.bias, atol=1e-6)
+    assert not torch.allclose(F.gelu(h), F.gelu(h, approximate="tanh"), atol=1e-7)

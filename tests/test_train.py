@@ -1,0 +1,263 @@
+"""The Trainer: schedule, optimizer, accumulation, overfitting, early stopping, resume."""
+
+import math
+
+import pytest
+import torch
+
+from sftlearn.config import GPTConfig
+from sftlearn.model import GPT
+from sftlearn.schedule import lr_at
+from sftlearn.train import Callback, NonFiniteLossError, TrainConfig, Trainer
+
+from conftest import VOCAB, cyclic_blocks, stack_collate
+
+
+def make_trainer(model, data, val=None, **config):
+    config.setdefault("progress", False)
+    return Trainer(model, data, val, TrainConfig(**config), collate_fn=stack_collate)
+
+
+def fresh_model(dropout=0.0, seed=0):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig.preset("micro", vocab_size=VOCAB, block_size=64, dropout=dropout))
+
+
+# ------------------------------------------------------------------ schedule
+def test_schedule_values_at_known_steps():
+    # warmup 10 steps to 1.0, cosine to 0.1 at step 110
+    assert lr_at(0, 1.0, 110, 10, 0.1) == pytest.approx(0.1)
+    assert lr_at(4, 1.0, 110, 10, 0.1) == pytest.approx(0.5)
+    assert lr_at(9, 1.0, 110, 10, 0.1) == pytest.approx(1.0)
+    assert lr_at(10, 1.0, 110, 10, 0.1) == pytest.approx(1.0)
+    assert lr_at(60, 1.0, 110, 10, 0.1) == pytest.approx(0.55)  # half way: the mean
+    assert lr_at(35, 1.0, 110, 10, 0.1) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi / 4)))
+    assert lr_at(110, 1.0, 110, 10, 0.1) == pytest.approx(0.1)
+    assert lr_at(500, 1.0, 110, 10, 0.1) == pytest.approx(0.1)
+
+
+def test_schedule_bad_arguments():
+    with pytest.raises(ValueError, match="total_steps must be positive"):
+        lr_at(0, 1.0, 0)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        lr_at(0, 1.0, 10, 20)
+
+
+def test_trainer_uses_the_schedule():
+    model = fresh_model()
+    trainer = make_trainer(model, cyclic_blocks(), max_steps=20, batch_size=8, lr=1e-2,
+                           warmup_steps=5, min_lr=1e-3, log_interval=1)
+    history = trainer.fit()
+    assert history.lr == pytest.approx([lr_at(s, 1e-2, 20, 5, 1e-3) for s in range(20)])
+
+
+# ----------------------------------------------------------------- optimizer
+def test_weight_decay_only_on_matrices():
+    trainer = make_trainer(fresh_model(), cyclic_blocks(), max_steps=1, weight_decay=0.3)
+    groups = trainer.optimizer.param_groups
+    decayed = {id(p) for g in groups if g["weight_decay"] == 0.3 for p in g["params"]}
+    for name, p in trainer.model.named_parameters():
+        assert (id(p) in decayed) == (p.dim() >= 2), name
+
+
+def test_one_step_matches_a_from_scratch_adamw():
+    """The Trainer's update equals AdamW's formula written out (decoupled weight decay)."""
+    data = cyclic_blocks(16)
+    model = fresh_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    # reference gradient at the initial weights, on the same batch the trainer will use
+    reference = fresh_model()
+    batch = stack_collate(data[:16])
+    _, loss = reference(batch["input_ids"], targets=batch["targets"])
+    loss.backward()
+    lr, wd, (b1, b2), eps = 1e-3, 0.1, (0.9, 0.95), 1e-8
+    trainer = make_trainer(model, data, max_steps=1, batch_size=16, lr=lr, warmup_steps=0,
+                           weight_decay=wd, grad_clip=None, shuffle=False)
+    trainer.fit()
+    for name, p in model.named_parameters():
+        g = dict(reference.named_parameters())[name].grad
+        m, v = (1 - b1) * g, (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1), v / (1 - b2)
+        decay = wd if p.dim() >= 2 else 0.0
+        expected = before[name] * (1 - lr * decay) - lr * m_hat / (v_hat.sqrt() + eps)
+        assert torch.allclose(p, expected, atol=1e-6), name
+
+
+# -------------------------------------------------------------- accumulation
+def gradients_of_first_step(trainer):
+    """Run one optimizer step and return the gradient it applied, per parameter name."""
+    grads = {}
+    original_step = trainer.optimizer.step
+
+    def capture(*args, **kwargs):
+        for name, p in trainer.model.named_parameters():
+            grads[name] = p.grad.detach().clone()
+        return original_step(*args, **kwargs)
+
+    trainer.optimizer.step = capture
+    trainer.fit()
+    return grads
+
+
+def test_grad_accumulation_equals_one_big_batch_even_with_masked_targets():
+    data = cyclic_blocks(32)
+    for i, item in enumerate(data):  # uneven numbers of counted targets per example
+        item["targets"] = item["targets"].clone()
+        item["targets"][: (i * 5) % 29] = -100
+    common = dict(max_steps=1, lr=1e-3, shuffle=False, grad_clip=None)
+    big = gradients_of_first_step(make_trainer(fresh_model(), data, batch_size=16, **common))
+    small = gradients_of_first_step(
+        make_trainer(fresh_model(), data, batch_size=4, grad_accum_steps=4, **common))
+    for name in big:
+        assert torch.allclose(big[name], small[name], rtol=1e-5, atol=1e-7), name
+
+
+# -------------------------------------------------------------- learning
+def test_tiny_model_overfits_one_batch():
+    data = cyclic_blocks(8)
+    model = fresh_model()
+    history = make_trainer(model, data, max_steps=150, batch_size=8, lr=3e-3, log_interval=10).fit()
+    assert history.train_loss[0] > 3.0
+    assert history.train_loss[-1] < 0.05
+
+
+def test_early_stopping_restores_the_best_weights():
+    train = cyclic_blocks(8, seed=0)
+    val = cyclic_blocks(8, seed=1)  # a different sequence: val loss rises as we memorise train
+    model = fresh_model()
+    trainer = make_trainer(model, train, val, max_steps=400, batch_size=8, lr=3e-3,
+                           eval_interval=10, early_stopping_patience=3)
+    history = trainer.fit()
+    assert history.stopped_early
+    assert history.steps[-1] < 400
+    assert "did not improve" in history.stop_reason
+    best = history.best_val_loss
+    assert history.val_loss[-1] > best
+    assert trainer.evaluate() == pytest.approx(best, abs=1e-5)  # best weights are back
+
+
+def test_callbacks_see_logs_and_can_stop_training():
+    seen = []
+
+    class StopAtFive(Callback):
+        def on_log(self, trainer, logs):
+            seen.append(logs["step"])
+            if logs["step"] >= 5:
+                trainer.should_stop = True
+
+    trainer = Trainer(fresh_model(), cyclic_blocks(), config=TrainConfig(
+        max_steps=50, batch_size=4, log_interval=1, progress=False),
+        collate_fn=stack_collate, callbacks=[StopAtFive()])
+    trainer.fit()
+    assert seen == [1, 2, 3, 4, 5]
+    assert trainer.step == 5
+
+
+def test_history_plot_draws_train_and_validation_curves():
+    trainer = make_trainer(fresh_model(), cyclic_blocks(), cyclic_blocks(4, seed=2),
+                           max_steps=20, batch_size=8, eval_interval=10, log_interval=5)
+    ax = trainer.fit().plot()
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["train", "validation"]
+    assert list(ax.get_lines()[0].get_xdata()) == [5, 10, 15, 20]
+
+
+# -------------------------------------------------------------- resume
+def test_resume_continues_bit_identically(tmp_path):
+    data = cyclic_blocks(40)
+    common = dict(max_steps=24, batch_size=6, lr=3e-3, log_interval=1, seed=3)
+    full = make_trainer(fresh_model(dropout=0.1), data, **common).fit()
+
+    # The same run, killed at step 13 (after the checkpoint of step 10), then resumed by a new
+    # Trainer around a differently initialised model.
+    class Kill(Callback):
+        def on_log(self, trainer, logs):
+            if logs["step"] == 13:
+                raise RuntimeError("killed")
+
+    killed = Trainer(fresh_model(dropout=0.1), data, config=TrainConfig(
+        progress=False, checkpoint_dir=str(tmp_path), checkpoint_interval=5, **common),
+        collate_fn=stack_collate, callbacks=[Kill()])
+    with pytest.raises(RuntimeError, match="killed"):
+        killed.fit()
+    torch.manual_seed(12345)  # disturb the global RNG state: resume must restore it
+    resumed = make_trainer(fresh_model(dropout=0.1, seed=99), data, checkpoint_dir=str(tmp_path),
+                           **common)
+    history = resumed.fit(resume=True)
+    assert history.steps == full.steps
+    assert history.train_loss == full.train_loss  # exact, not approximate
+
+
+def test_resume_refuses_a_different_model(tmp_path):
+    make_trainer(fresh_model(), cyclic_blocks(), max_steps=2, checkpoint_dir=str(tmp_path)).fit()
+    other = GPT(GPTConfig.preset("micro", vocab_size=VOCAB, block_size=64, n_layer=3))
+    trainer = make_trainer(other, cyclic_blocks(), max_steps=4, checkpoint_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="different model.*n_layer: 2 vs 3"):
+        trainer.fit(resume=True)
+
+
+def test_resume_refuses_a_different_batch_size(tmp_path):
+    make_trainer(fresh_model(), cyclic_blocks(), max_steps=2, batch_size=4,
+                 checkpoint_dir=str(tmp_path)).fit()
+    trainer = make_trainer(fresh_model(), cyclic_blocks(), max_steps=4, batch_size=8,
+                           checkpoint_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="batch_size=4.*batch_size=8"):
+        trainer.fit(resume=True)
+
+
+# -------------------------------------------------------------- failures
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    from sftlearn.checkpoint import latest_checkpoint, load_model
+
+    model = fresh_model()
+    trainer = make_trainer(model, cyclic_blocks(), max_steps=30, batch_size=4,
+                           checkpoint_dir=str(tmp_path), checkpoint_interval=5, log_interval=1)
+    calls = {"n": 0}
+
+    def poisoned_loss(m, batch):
+        calls["n"] += 1
+        _, loss = m(batch["input_ids"], targets=batch["targets"])
+        return loss * float("nan") if calls["n"] == 8 else loss
+
+    trainer.loss_fn = poisoned_loss
+    with pytest.raises(NonFiniteLossError, match="step 8.*last good logged loss.*learning rate"):
+        trainer.fit()
+    folder = latest_checkpoint(tmp_path)
+    assert folder.name == "step-0000005"
+    restored = load_model(folder)
+    assert all(torch.isfinite(p).all() for p in restored.parameters())
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # bad step never applied
+
+
+def test_batch_with_every_target_masked_is_refused():
+    data = cyclic_blocks(8)
+    for item in data:
+        item["targets"] = torch.full_like(item["targets"], -100)
+    with pytest.raises(ValueError, match="Every target.*masked"):
+        make_trainer(fresh_model(), data, max_steps=2, batch_size=4).fit()
+
+
+def test_empty_datasets_and_bad_config_are_refused():
+    with pytest.raises(ValueError, match="training set is empty"):
+        make_trainer(fresh_model(), [], max_steps=2)
+    with pytest.raises(ValueError, match="validation set is empty"):
+        make_trainer(fresh_model(), cyclic_blocks(), [], max_steps=2)
+    with pytest.raises(ValueError, match="max_steps must be a positive int"):
+        TrainConfig(max_steps=0)
+    with pytest.raises(ValueError, match="lr must be positive"):
+        TrainConfig(lr=-1.0)
+
+
+def test_frozen_model_is_refused():
+    model = fresh_model()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        make_trainer(model, cyclic_blocks(), max_steps=2)
+
+
+def test_unavailable_device_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="'cuda' was requested.*not available.*cpu"):
+        make_trainer(fresh_model(), cyclic_blocks(), max_steps=2, device="cuda")
