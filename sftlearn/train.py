@@ -20,6 +20,7 @@ ignored) and optionally ``attention_mask``. The model is called as
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -134,6 +135,38 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.de
 def count_targets(batch: dict) -> int:
     """Number of target tokens that count in the loss (computed on the CPU: no GPU sync)."""
     return int((batch["targets"] != IGNORE_INDEX).sum())
+
+
+@torch.no_grad()
+def evaluate_loss(model, data: Sequence, collate_fn: Callable | None = None, batch_size: int = 32,
+                  max_batches: int | None = None, loss_fn: Callable = default_loss,
+                  precision=None) -> float:
+    """Mean loss per target token of ``model`` over ``data``, in order, without training."""
+    collate_fn = collate_fn or _default_collate
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_loss, total_count = 0.0, 0
+    n_batches = math.ceil(len(data) / batch_size)
+    if max_batches is not None:
+        n_batches = min(n_batches, max_batches)
+    try:
+        for b in range(n_batches):
+            items = [data[i] for i in range(b * batch_size, min((b + 1) * batch_size, len(data)))]
+            batch = collate_fn(items)
+            count = count_targets(batch)
+            if count == 0:
+                continue
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with (precision.autocast(device) if precision else contextlib.nullcontext()):
+                loss = loss_fn(model, batch)
+            total_loss += float(loss) * count
+            total_count += count
+    finally:
+        model.train(was_training)
+    if total_count == 0:
+        raise ValueError("Every target in the evaluation data is masked; nothing to score.")
+    return total_loss / total_count
 
 
 def _default_collate(items):
@@ -273,34 +306,17 @@ class Trainer:
             f"(use bf16 or fp32), or bad data (a batch whose every target is masked)."
         )
 
-    @torch.no_grad()
     def evaluate(self, data: Sequence | None = None, max_batches: int | None = -1) -> float:
-        """Mean loss per target token over ``data`` (default: the validation set)."""
+        """Mean loss per target token over ``data`` (default: the validation set) using at most
+        ``max_batches`` batches (default: ``eval_batches``; None = all)."""
         data = self.val_data if data is None else data
         if data is None:
             raise ValueError("No validation data: pass val_data to the Trainer or data here.")
-        if max_batches == -1:
-            max_batches = self.config.eval_batches
-        was_training = self.model.training
-        self.model.eval()
-        total_loss, total_count = 0.0, 0
-        bs = self.config.batch_size
-        n_batches = math.ceil(len(data) / bs)
-        if max_batches is not None:
-            n_batches = min(n_batches, max_batches)
-        for b in range(n_batches):
-            batch = self.collate_fn([data[i] for i in range(b * bs, min((b + 1) * bs, len(data)))])
-            count = count_targets(batch)
-            if count == 0:
-                continue
-            with self.precision.autocast(self.device):
-                loss = self.loss_fn(self.model, self._to_device(batch))
-            total_loss += float(loss) * count
-            total_count += count
-        self.model.train(was_training)
-        if total_count == 0:
-            raise ValueError("Every target in the evaluation data is masked; nothing to score.")
-        return total_loss / total_count
+        return evaluate_loss(
+            self.model, data, self.collate_fn, self.config.batch_size,
+            self.config.eval_batches if max_batches == -1 else max_batches,
+            self.loss_fn, self.precision,
+        )
 
     # -------------------------------------------------------------------- fit
     def fit(self, resume: bool = False) -> History:
