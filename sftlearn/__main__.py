@@ -1,0 +1,7 @@
+"""``python -m sftlearn`` runs the ``sftlearn`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

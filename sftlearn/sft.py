@@ -1,0 +1,192 @@
+"""Supervised fine-tuning: teach a pretrained model to answer instead of continuing text.
+
+The pieces, in the order a fine-tuning run uses them:
+
+1. **Chat template** (``sftlearn.datasets.render_conversation``): a conversation becomes
+   ``<|bos|><|user|>question<|end|><|assistant|>answer<|end|><|eos|>``. The special tokens tell
+   the model who is speaking and where a turn ends.
+2. **Loss mask**: only the assistant's tokens (and its closing ``<|end|>``) are trained on;
+   the user's text is context, not something to imitate.
+3. ``finetune()``: the Trainer on an ``SFTDataset``, one call.
+4. ``generate_answers()``: render each prompt up to ``<|assistant|>`` and let the model write
+   until it emits ``<|end|>``; prompts are left-padded into batches.
+5. ``evaluate_tasks()``: exact-match accuracy per task family on a split of the synthetic
+   world, and the loss on the reference responses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from .datasets import Collator, SFTDataset, render_conversation
+from .train import TrainConfig, Trainer, evaluate_loss
+
+# The special tokens of the chat template, for reference (the tokenizer owns their ids).
+CHAT_TOKENS = {
+    "<|bos|>": "start of a conversation",
+    "<|user|>": "a user turn begins",
+    "<|assistant|>": "an assistant turn begins",
+    "<|end|>": "the current turn ends (the model emits it to stop answering)",
+    "<|eos|>": "end of the conversation",
+    "<|pad|>": "padding; never attended to, never trained on",
+}
+
+
+def _check_chat_vocabulary(model, tokenizer) -> None:
+    """The model must be able to read and write every id the tokenizer produces."""
+    for name in ("user_id", "assistant_id", "end_id", "bos_id", "eos_id"):
+        if getattr(tokenizer, name, None) is None:
+            raise ValueError(
+                f"The tokenizer has no {name[:-3]} token, so it cannot render chats. "
+                f"Use a tokenizer from sftlearn.tokenizer (they all carry the chat tokens)."
+            )
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise ValueError(
+            f"The tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary has "
+            f"only {model.config.vocab_size}, so chat tokens would be out of range. Build the "
+            f"model with vocab_size=tokenizer.vocab_size (or the tokenizer it was trained with)."
+        )
+
+
+def sft_datasets(train_examples, val_examples, tokenizer, max_len: int):
+    """Render train (and optional validation) conversations into ``SFTDataset``s."""
+    train = SFTDataset(train_examples, tokenizer, max_len)
+    val = SFTDataset(val_examples, tokenizer, max_len) if val_examples else None
+    return train, val
+
+
+def finetune(
+    model,
+    tokenizer,
+    train_examples: Sequence,
+    val_examples: Sequence | None = None,
+    config: TrainConfig | None = None,
+    callbacks=(),
+):
+    """Fine-tune ``model`` on conversations; returns the Trainer (its ``.history`` has the
+    curves). The model is updated in place."""
+    _check_chat_vocabulary(model, tokenizer)
+    train, val = sft_datasets(train_examples, val_examples, tokenizer, model.config.block_size)
+    trainer = Trainer(
+        model, train, val, config or TrainConfig(), collate_fn=Collator(tokenizer.pad_id),
+        callbacks=callbacks,
+    )
+    trainer.fit()
+    return trainer
+
+
+@torch.no_grad()
+def generate_answers(
+    model,
+    tokenizer,
+    conversations: Sequence,
+    max_new_tokens: int = 64,
+    batch_size: int = 64,
+    **sampling,
+) -> list[str]:
+    """The model's reply to each conversation (greedy unless sampling options are given).
+
+    Each conversation is a message list (or an object with ``.messages``); a trailing
+    assistant message, if present, is dropped: it is the reference answer, not the prompt.
+    """
+    _check_chat_vocabulary(model, tokenizer)
+    device = next(model.parameters()).device
+    prompts = []
+    for conv in conversations:
+        messages = list(getattr(conv, "messages", conv))
+        if messages and messages[-1]["role"] == "assistant":
+            messages = messages[:-1]
+        ids, _ = render_conversation(tokenizer, messages, add_generation_prompt=True)
+        prompts.append(ids)
+    if not sampling:
+        sampling = {"greedy": True}
+    answers: list[str] = []
+    block = model.config.block_size
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        T = max(len(p) for p in chunk)
+        if T >= block:
+            raise ValueError(
+                f"A prompt is {T} tokens long; the model's context is {block}. Shorten it."
+            )
+        # left padding: every prompt ends at the same column, so new tokens line up
+        ids = torch.full((len(chunk), T), tokenizer.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), T), dtype=torch.long)
+        for row, p in enumerate(chunk):
+            ids[row, T - len(p) :] = torch.tensor(p)
+            mask[row, T - len(p) :] = 1
+        new = min(max_new_tokens, block - T)
+        out = model.generate(
+            ids.to(device), new, attention_mask=mask.to(device),
+            stop_token=tokenizer.end_id, **sampling,
+        )
+        for row in out[:, T:].tolist():
+            if tokenizer.end_id in row:
+                row = row[: row.index(tokenizer.end_id)]
+            answers.append(tokenizer.decode(row, skip_special=True))
+    return answers
+
+
+@dataclass
+class TaskReport:
+    """Exact-match scores of one evaluation."""
+
+    per_family: dict[str, float]  # fraction correct per task family
+    counts: dict[str, int]  # examples per family
+    overall: float  # fraction correct over all examples
+    response_loss: float | None  # mean loss on the reference answers' tokens
+    rows: list[dict] = field(default_factory=list)  # family, prompt, answer, prediction, correct
+
+    def table(self) -> str:
+        lines = [f"{'family':<12}{'n':>6}{'exact match':>14}"]
+        for family, score in self.per_family.items():
+            lines.append(f"{family:<12}{self.counts[family]:>6}{score:>13.1%}")
+        lines.append(f"{'overall':<12}{sum(self.counts.values()):>6}{self.overall:>13.1%}")
+        if self.response_loss is not None:
+            lines.append(f"response loss: {self.response_loss:.3f}")
+        return "\n".join(lines)
+
+    def mistakes(self, family: str | None = None, limit: int = 5) -> list[dict]:
+        wrong = [r for r in self.rows if not r["correct"] and (family in (None, r["family"]))]
+        return wrong[:limit]
+
+
+def evaluate_tasks(
+    model,
+    tokenizer,
+    examples: Sequence | str = "test",
+    n_per_family: int | None = 50,
+    seed: int = 0,
+    max_new_tokens: int = 48,
+    with_loss: bool = True,
+) -> TaskReport:
+    """Greedy answers to each example, scored exactly per task family.
+
+    ``examples`` is a list of SFT examples, or the name of a split of the synthetic world
+    ("train", "val", "test", "test_heldout"), of which ``n_per_family`` per family are used.
+    """
+    from . import data
+
+    if isinstance(examples, str):
+        examples = data.sft_examples(examples, n_per_family=n_per_family, seed=seed)
+    examples = list(examples)
+    if not examples:
+        raise ValueError("evaluate_tasks got no examples to score.")
+    predictions = generate_answers(model, tokenizer, examples, max_new_tokens)
+    rows, per_family, counts = [], {}, {}
+    for ex, pred in zip(examples, predictions):
+        correct = data.score(ex.family, pred, ex.answer)
+        rows.append({"family": ex.family, "prompt": ex.messages[0]["content"],
+                     "answer": ex.answer, "prediction": pred, "correct": correct})
+        per_family[ex.family] = per_family.get(ex.family, 0) + int(correct)
+        counts[ex.family] = counts.get(ex.family, 0) + 1
+    scores = {f: per_family[f] / counts[f] for f in counts}
+    overall = sum(per_family.values()) / len(rows)
+    loss = None
+    if with_loss:
+        dataset = SFTDataset(examples, tokenizer, model.config.block_size)
+        loss = evaluate_loss(model, dataset, Collator(tokenizer.pad_id))
+    return TaskReport(scores, counts, overall, loss, rows)

@@ -1,0 +1,149 @@
+"""Named, reproducible pretrained models, built on first use and cached on disk.
+
+Later chapters start from a pretrained base model. Instead of shipping weights, the course
+ships the *recipe*: the tokenizer, the corpus, the model shape and the training settings. The
+first call to ``base_model("tiny-base")`` trains it (about a minute on a laptop CPU) and saves
+it under the cache folder; later calls load it in a moment. Chapter 08 runs the same recipe
+step by step, so the model you train there is the one the zoo gives you.
+
+Cache folder: ``$SFTLEARN_CACHE`` if set, else ``~/.cache/sftlearn``. A cached model is keyed
+by a hash of its recipe and the package version, so a changed recipe never loads stale weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .checkpoint import load_model, load_tokenizer_from, save_model, write_json
+from .config import GPTConfig
+from .train import TrainConfig, Trainer
+
+ENV_CACHE = "SFTLEARN_CACHE"
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """How to build one base model from nothing."""
+
+    preset: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)  # GPTConfig fields changed from the preset
+    corpus_chars: int = 1_500_000  # characters of story text to generate
+    val_fraction: float = 0.05
+    train: dict = field(default_factory=dict)  # TrainConfig fields
+    seed: int = 0
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        return GPTConfig.preset(self.preset, vocab_size=vocab_size, **self.model_overrides)
+
+    def train_config(self, **overrides) -> TrainConfig:
+        return TrainConfig(**{"seed": self.seed, **self.train, **overrides})
+
+    def fingerprint(self) -> str:
+        text = json.dumps({"recipe": asdict(self), "version": __version__}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+RECIPES: dict[str, PretrainRecipe] = {
+    # The course's base model: a character-level GPT pretrained on the story corpus.
+    "tiny-base": PretrainRecipe(
+        preset="tiny",
+        model_overrides={"block_size": 256},
+        corpus_chars=1_500_000,
+        train={"max_steps": 300, "batch_size": 16, "lr": 3e-3, "warmup_steps": 20,
+               "eval_interval": 100, "eval_batches": 8, "log_interval": 10},
+    ),
+    # The smallest model that still learns something: for tests and quick demos.
+    "micro-base": PretrainRecipe(
+        preset="micro",
+        model_overrides={"block_size": 128},
+        corpus_chars=200_000,
+        train={"max_steps": 60, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5,
+               "eval_interval": 30, "eval_batches": 4, "log_interval": 10},
+    ),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "sftlearn")
+
+
+def recipe(name: str) -> PretrainRecipe:
+    if name not in RECIPES:
+        raise ValueError(f"Unknown model {name!r}. The zoo has: {', '.join(RECIPES)}.")
+    return RECIPES[name]
+
+
+def pretraining_data(rec: PretrainRecipe, tokenizer):
+    """Train and validation next-token blocks for a recipe."""
+    from .data import pretraining_text
+    from .datasets import LMBlockDataset
+
+    block = rec.model_config(tokenizer.vocab_size).block_size
+    text = pretraining_text(rec.corpus_chars, seed=rec.seed)
+    ids = tokenizer.encode(text)
+    n_val = max(int(len(ids) * rec.val_fraction), block + 1)
+    train = LMBlockDataset(ids[:-n_val], block)
+    val = LMBlockDataset(ids[-n_val:], block)
+    return train, val
+
+
+def pretrain(name: str = "tiny-base", progress: bool = True, device: str | None = None, **train_overrides):
+    """Train a zoo model from scratch; returns (model, tokenizer, trainer). Nothing is cached."""
+    from .device import seed_everything
+    from .model import GPT
+    from .tokenizer import CharTokenizer
+
+    rec = recipe(name)
+    tokenizer = CharTokenizer.from_world()
+    train, val = pretraining_data(rec, tokenizer)
+    seed_everything(rec.seed)
+    model = GPT(rec.model_config(tokenizer.vocab_size))
+    config = rec.train_config(progress=progress, device=device, **train_overrides)
+    trainer = Trainer(model, train, val, config)
+    trainer.fit()
+    return model.cpu().eval(), tokenizer, trainer
+
+
+def cached_path(name: str) -> Path:
+    return cache_dir() / f"{name}-{recipe(name).fingerprint()}"
+
+
+def base_model(name: str = "tiny-base", rebuild: bool = False, progress: bool = True,
+               device: str | None = None):
+    """The pretrained model ``name`` and its tokenizer, trained on first use and then cached."""
+    path = cached_path(name)
+    if path.exists() and not rebuild:
+        model = load_model(path, device or "cpu")
+        return model.eval(), load_tokenizer_from(path)
+    if progress:
+        print(f"Building {name!r} (first use; it is cached in {path.parent} afterwards)...")
+    model, tokenizer, trainer = pretrain(name, progress=progress, device=device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Save into a temporary folder, then rename: another process never sees half a model.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        save_model(model, tmp, tokenizer)
+        write_json(tmp / "history.json", trainer.history.to_dict())
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return model, tokenizer
+
+
+def cached_history(name: str = "tiny-base"):
+    """The training history saved with a cached model (None if it is not built yet)."""
+    from .checkpoint import read_json
+    from .history import History
+
+    file = cached_path(name) / "history.json"
+    return History.from_dict(read_json(file)) if file.exists() else None
