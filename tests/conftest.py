@@ -1,10 +1,15 @@
 """Shared fixtures: small models and toy data that make the tests fast."""
 
+import os
+
 import matplotlib
 import pytest
 import torch
 
 matplotlib.use("Agg")  # tests never open windows
+# Notebook kernels started by this test session (nbval, exercise runs) inherit this: explorers
+# draw static figures instead of widgets that no browser would ever display.
+os.environ.setdefault("SFTLEARN_HEADLESS", "1")
 
 from sftlearn.config import GPTConfig
 from sftlearn.model import GPT

@@ -1,0 +1,26 @@
+"""Interactive explorers for the lessons, each with a static fallback.
+
+Every explorer is a function in a module of this package. It builds an ``ipywidgets`` control
+panel whose logic can be tested without a browser (set a control's ``.value`` and look at the
+result), and it shows a static matplotlib figure instead when no front end can draw widgets:
+outside a Jupyter kernel, or when ``SFTLEARN_HEADLESS=1`` (set by the tests and when lessons
+are executed to be published, so the saved notebook shows a picture rather than a dead widget).
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_HEADLESS = "SFTLEARN_HEADLESS"
+
+
+def headless() -> bool:
+    """True when widgets cannot be shown: no IPython kernel, or SFTLEARN_HEADLESS=1."""
+    if os.environ.get(ENV_HEADLESS, "").strip() not in ("", "0"):
+        return True
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return True
+    shell = get_ipython()
+    return shell is None or not hasattr(shell, "kernel")
