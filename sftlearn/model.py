@@ -122,7 +122,9 @@ class GPT(nn.Module):
                 f"larger block_size."
             )
         # Checking id ranges needs the values on the host: free on the CPU, a sync on a GPU,
-        # so the GPU training loop skips it (the Trainer has already checked its data).
+        # so the GPU training loop skips it, and so does torch.compile (it would split the graph).
+        if torch.compiler.is_compiling():
+            return
         if input_ids.numel() and (input_ids.device.type == "cpu" or not self.training):
             low, high = int(input_ids.min()), int(input_ids.max())
             if low < 0 or high >= self.config.vocab_size:

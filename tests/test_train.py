@@ -261,3 +261,24 @@ def test_unavailable_device_is_refused():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="'cuda' was requested.*not available.*cpu"):
         make_trainer(fresh_model(), cyclic_blocks(), max_steps=2, device="cuda")
+
+
+# -------------------------------------------------------------- GPU paths, exercised on the CPU
+def test_bf16_autocast_training_runs_and_learns_on_cpu():
+    """The mixed-precision code path (autocast + fp32 master weights) works off the GPU too."""
+    trainer = make_trainer(fresh_model(), cyclic_blocks(8), max_steps=40, batch_size=8,
+                           precision="bf16", log_interval=10)
+    history = trainer.fit()
+    assert trainer.precision.name == "bf16"
+    assert next(trainer.model.parameters()).dtype == torch.float32  # weights stay fp32
+    assert history.train_loss[-1] < history.train_loss[0] - 1.0
+
+
+def test_compiled_model_gives_the_same_losses():
+    """torch.compile changes speed, not results (same losses to float tolerance)."""
+    plain = make_trainer(fresh_model(), cyclic_blocks(8), max_steps=3, batch_size=8, log_interval=1)
+    compiled = make_trainer(fresh_model(), cyclic_blocks(8), max_steps=3, batch_size=8,
+                            log_interval=1, compile=True)
+    assert compiled.forward_model is not compiled.model
+    a, b = plain.fit().train_loss, compiled.fit().train_loss
+    assert b == pytest.approx(a, rel=1e-4)
