@@ -30,7 +30,10 @@ def _cmd_doctor(args) -> int:
 def _load(model_arg: str, device: str | None = None):
     """A model and tokenizer from a saved folder, or from the zoo by name."""
     from .checkpoint import load_model, load_tokenizer_from
+    from .device import get_device
     from .zoo import RECIPES, base_model
+
+    device = get_device(device)  # a ValueError that names the available devices
 
     if model_arg in RECIPES:
         return base_model(model_arg, device=device)
@@ -43,7 +46,7 @@ def _load(model_arg: str, device: str | None = None):
     tokenizer = load_tokenizer_from(path)
     if tokenizer is None:
         raise SystemExit(f"error: {path} has no tokenizer.json; save the model with its tokenizer.")
-    return load_model(path, device or "cpu").eval(), tokenizer
+    return load_model(path, device).eval(), tokenizer
 
 
 def _finetune_config(args):

@@ -400,7 +400,10 @@ class Trainer:
         val = self.evaluate()
         self.history.val_steps.append(self.step)
         self.history.val_loss.append(val)
-        bar.set_postfix(loss=f"{self.history.train_loss[-1]:.3f}", val=f"{val:.3f}")
+        postfix = {"val": f"{val:.3f}"}
+        if self.history.train_loss:  # nothing logged yet when eval_interval < log_interval
+            postfix["loss"] = f"{self.history.train_loss[-1]:.3f}"
+        bar.set_postfix(postfix)
         if val < self.best_val:
             self.best_val = val
             self.evals_without_improvement = 0

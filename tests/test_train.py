@@ -136,6 +136,16 @@ def test_early_stopping_restores_the_best_weights():
     assert trainer.evaluate() == pytest.approx(best, abs=1e-5)  # best weights are back
 
 
+def test_evaluating_before_the_first_log_with_a_progress_bar():
+    """eval_interval < log_interval: the bar shows val alone until a train loss exists."""
+    trainer = make_trainer(fresh_model(), cyclic_blocks(), cyclic_blocks(4, seed=2),
+                           max_steps=4, batch_size=4, eval_interval=1, log_interval=10,
+                           progress=True)
+    history = trainer.fit()
+    assert history.val_steps == [1, 2, 3, 4]
+    assert history.steps == [4]  # the final step is always logged
+
+
 def test_callbacks_see_logs_and_can_stop_training():
     seen = []
 

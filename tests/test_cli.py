@@ -1,0 +1,107 @@
+"""The ``sftlearn`` command: help texts, doctor, chat, errors, and an end-to-end demo run."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sftlearn import cli, doctor
+from sftlearn.checkpoint import save_model
+from sftlearn.config import GPTConfig
+from sftlearn.model import GPT
+
+COMMANDS = ["doctor", "demo", "pretrain", "sft", "chat", "data", "build-exercises"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: sftlearn " + command in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_command():
+    result = subprocess.run([sys.executable, "-m", "sftlearn", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert all(c in result.stdout for c in COMMANDS)
+
+
+def test_doctor_reports_in_plain_words(capsys):
+    code = cli.main(["doctor", "--quick"])
+    out = capsys.readouterr().out
+    assert "✓ Python" in out and "✓ PyTorch" in out and "device:" in out
+    assert code == (1 if "✗" in out else 0)
+
+
+def test_doctor_names_the_fix_for_an_old_torch(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.1.0")
+    finding = doctor.check_torch()
+    assert finding.ok is False and "older than 2.3" in finding.what
+    assert "pip install" in finding.fix
+
+
+def test_doctor_names_the_fix_for_a_bad_device_setting(monkeypatch):
+    monkeypatch.setenv("SFTLEARN_DEVICE", "quantum")
+    findings = doctor.check_device()
+    assert findings[0].ok is False and "SFTLEARN_DEVICE" in findings[0].fix
+
+
+@pytest.fixture
+def saved_model(tmp_path):
+    from sftlearn.tokenizer import CharTokenizer
+
+    tokenizer = CharTokenizer.from_world()
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.preset("micro", vocab_size=tokenizer.vocab_size))
+    return save_model(model, tmp_path / "model", tokenizer)
+
+
+def test_chat_answers_one_prompt(saved_model, capsys):
+    assert cli.main(["chat", str(saved_model), "--prompt", "Where is Mia?",
+                     "--max-new-tokens", "5"]) == 0
+    answer = capsys.readouterr().out
+    assert answer.endswith("\n") and len(answer) <= 5 * 4 + 1  # at most 5 characters' tokens
+
+
+def test_chat_interactive_session_ends_on_empty_line(saved_model, monkeypatch, capsys):
+    lines = iter(["hello", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert cli.main(["chat", str(saved_model), "--max-new-tokens", "3"]) == 0
+    assert capsys.readouterr().out.count("model> ") == 1
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="neither a saved model folder nor a zoo model"):
+        cli.main(["chat", str(tmp_path / "nowhere"), "--prompt", "hi"])
+
+
+def test_folder_without_tokenizer_is_a_clear_error(tmp_path, micro_model):
+    save_model(micro_model, tmp_path / "m")
+    with pytest.raises(SystemExit, match="no tokenizer.json"):
+        cli.main(["chat", str(tmp_path / "m"), "--prompt", "hi"])
+
+
+def test_bad_device_is_reported_without_a_traceback(saved_model, capsys):
+    code = cli.main(["chat", str(saved_model), "--prompt", "hi", "--device", "tpu"])
+    assert code == 2
+    assert "Unknown device 'tpu'" in capsys.readouterr().err
+
+
+def test_data_stats_prints_the_report(capsys):
+    assert cli.main(["data", "--stats"]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "corpus" in out.lower()
+
+
+def test_demo_runs_end_to_end_on_the_micro_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SFTLEARN_CACHE", str(tmp_path / "cache"))
+    code = cli.main(["demo", "--model", "micro-base", "--steps", "4", "--train-per-family", "8",
+                     "--eval-per-family", "2", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Before fine-tuning" in out and "After fine-tuning" in out
+    assert out.count("overall") == 2 and "reference:" in out
+    assert list((tmp_path / "cache").glob("micro-base-*/model.safetensors"))  # cached for next time
