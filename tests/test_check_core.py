@@ -246,6 +246,17 @@ def test_call_student_rejects_a_result_instead_of_a_function():
     assert "not the result of calling it" in failure.hint
 
 
+def test_a_result_passed_to_a_check_gets_a_hint_naming_that_check():
+    @checker("double")
+    def check_double(double):
+        call_student(double, 2)
+
+    with pytest.raises(CheckFailure) as info:
+        check_double(4)
+    assert info.value.hint == ("Pass the function itself, `check_double(double)`, not the result "
+                               "of calling it, `check_double(double(...))`.")
+
+
 def test_call_student_protects_the_checkers_inputs():
     x = torch.ones(3)
     arr = np.ones(2)

@@ -18,6 +18,7 @@ Environment variable ``SFTLEARN_GRADING=1``: unfinished exercises raise
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import os
@@ -88,6 +89,10 @@ def grading_mode() -> bool:
     return os.environ.get(GRADING_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+# The name of the check now running, so that call_student's hints can name it.
+_CURRENT_CHECK: contextvars.ContextVar[str | None] = contextvars.ContextVar("check", default=None)
+
+
 def run_check(name: str, body: Callable[..., str | None], *args: Any, **kwargs: Any) -> None:
     """Run a check ``body(*args, **kwargs)`` and report its outcome to the student.
 
@@ -96,6 +101,7 @@ def run_check(name: str, body: Callable[..., str | None], *args: Any, **kwargs: 
     ``NotImplementedError`` from the student's code means "not done yet".
     """
     __tracebackhide__ = True  # pytest: show the failure, not this frame
+    token = _CURRENT_CHECK.set(name)
     try:
         summary = body(*args, **kwargs)
     except (NotDoneYet, NotImplementedError):
@@ -105,6 +111,8 @@ def run_check(name: str, body: Callable[..., str | None], *args: Any, **kwargs: 
         failure.check = failure.check or name
         # The student needs the message, not the checker's internals.
         raise failure.with_traceback(None) from None
+    finally:
+        _CURRENT_CHECK.reset(token)
     print(f"✓ {name}: {summary or 'correct.'}")
 
 
@@ -158,11 +166,11 @@ def call_student(fn: Any, *args: Any, **kwargs: Any) -> Any:
     __tracebackhide__ = True
     fn_name = getattr(fn, "__name__", "your function")
     if not callable(fn):
-        raise CheckFailure(
-            f"expected a function, but got {short_repr(fn)}.",
-            hint="Pass the function itself, e.g. `check_softmax(softmax)`, "
-            "not the result of calling it.",
-        )
+        name = _CURRENT_CHECK.get()
+        hint = (f"Pass the function itself, `check_{name}({name})`, not the result of calling it, "
+                f"`check_{name}({name}(...))`." if name else
+                "Pass the function itself, not the result of calling it.")
+        raise CheckFailure(f"expected a function, but got {short_repr(fn)}.", hint=hint)
     call_args = _copy_inputs(args)
     call_kwargs = _copy_inputs(kwargs)
     try:
