@@ -149,12 +149,13 @@ def _message_list(messages: Any) -> list[Mapping[str, str]]:
             raise ValueError(f"message {k} has role {m['role']!r}; valid roles are {ROLES}")
         if not isinstance(m["content"], str):
             raise TypeError(f"message {k} content must be a str, got {type(m['content']).__name__}")
-        for special in SPECIAL_TOKENS:
-            if special in m["content"]:
-                raise ValueError(
-                    f"message {k} content contains the special token {special!r}; it would be "
-                    "read as a real control token. Remove it from the text."
-                )
+        found = [s for s in SPECIAL_TOKENS if s in m["content"]]
+        if found:
+            first = min(found, key=m["content"].index)  # name the one the reader sees first
+            raise ValueError(
+                f"message {k} content contains the special token {first!r}; it would be "
+                "read as a real control token. Remove it from the text."
+            )
     return list(messages)
 
 

@@ -244,8 +244,9 @@ class BPETokenizer(Tokenizer):
             merges.append(pair)
             if verbose and (len(merges) % 100 == 0 or len(merges) <= 10):
                 a, b = (show_bytes(token_bytes[t]) for t in pair)
-                print(f"merge {len(merges)}/{num_merges}: {a!r} + {b!r} -> "
-                      f"{show_bytes(token_bytes[new_id])!r} (count {count})")
+                # Quoted by hand: repr() would double the backslash of a "\\xe7" escape.
+                print(f"merge {len(merges)}/{num_merges}: '{a}' + '{b}' -> "
+                      f"'{show_bytes(token_bytes[new_id])}' (count {count})")
         return cls(merges)
 
     # ----- encoding -----------------------------------------------------------------------
