@@ -380,3 +380,11 @@ def test_ch00_linear_parameter_count(capsys):
     assert "weight matrix (3 × 4) only" in failure_of(ch00.check_linear_parameter_count, 12).message
     assert "adds the two sizes" in failure_of(ch00.check_linear_parameter_count, 7).message
     assert "should be a whole number" in failure_of(ch00.check_linear_parameter_count, "16").message
+
+
+def test_short_repr_shows_small_tensors_without_float32_noise():
+    from sftlearn.check._core import short_repr
+
+    assert short_repr(torch.tensor([0.1, -2.5, float("nan")])) == "tensor([0.1, -2.5, nan])"
+    assert short_repr(torch.tensor([[1, 2], [3, 4]])) == "tensor([[1, 2], [3, 4]])"
+    assert short_repr(torch.zeros(4, 5)) == "a tensor of shape (4, 5)"

@@ -300,7 +300,8 @@ def test_running_out_of_distinct_examples_is_explained(monkeypatch):
 
 
 def test_all_sft_data_is_fast():
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: a busy machine must not fail the test.
+    start = time.process_time()
     for split in data.SFT_SPLITS:
         data.sft_examples(split)
-    assert time.perf_counter() - start < 6  # typically ~1 s
+    assert time.process_time() - start < 10  # typically ~1 s

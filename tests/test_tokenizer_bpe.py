@@ -207,9 +207,9 @@ def _one_megabyte_of_text() -> str:
 def test_training_on_one_megabyte_is_fast():
     text = _one_megabyte_of_text()
     assert len(text) >= 900_000
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time on one core: a busy machine must not fail the test
     tok = BPETokenizer.train(text, 2048)
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     assert seconds < 30, f"training took {seconds:.1f} s"
     # the world's vocabulary is small, so its pairs may run out before 2048 ids
     assert MIN_VOCAB_SIZE + 500 < tok.vocab_size <= 2048

@@ -208,6 +208,15 @@ def _copy_inputs(value: Any) -> Any:
     return value
 
 
+def _tidy_floats(values: Any) -> Any:
+    """Round floats to 6 significant digits: float32's 0.1 prints as 0.1, not 0.10000000149011612."""
+    if isinstance(values, list):
+        return [_tidy_floats(v) for v in values]
+    if isinstance(values, float) and math.isfinite(values):
+        return float(f"{values:.6g}")
+    return values
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """A short description of ``value`` for messages: values when small, shape when big."""
     if isinstance(value, (torch.Tensor, np.ndarray)):
@@ -215,7 +224,7 @@ def short_repr(value: Any, limit: int = 60) -> str:
         numel = value.numel() if isinstance(value, torch.Tensor) else value.size
         if 0 < numel <= 6:
             values = value.detach().cpu().tolist() if isinstance(value, torch.Tensor) else value.tolist()
-            return f"{kind}({values})"
+            return f"{kind}({_tidy_floats(values)})"
         return f"a {kind} of shape {tuple(value.shape)}"
     if callable(value) and hasattr(value, "__name__"):
         return f"the function `{value.__name__}`"
