@@ -191,6 +191,8 @@ GLOSSARY: list[Term] = [
        "The dot product of a query with a key (scaled by 1/√d_k), before the softmax.",),
     _t("attention weights", "注意力权重", 3,
        "The softmax of a query's attention scores: non-negative numbers that sum to 1 over the keys.",),
+    _t("weighted average", "加权平均", 3,
+       "Σ_j w_j x_j with non-negative weights w_j that sum to 1; attention's output is a weighted average of value vectors.",),
     _t("softmax", "softmax 函数（归一化指数函数）", 3,
        "softmax(z)_i = exp(z_i) / Σ_j exp(z_j): turns any real scores into probabilities that sum to 1.",),
     _t("scaled dot-product attention", "缩放点积注意力", 3,

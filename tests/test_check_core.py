@@ -388,3 +388,14 @@ def test_short_repr_shows_small_tensors_without_float32_noise():
     assert short_repr(torch.tensor([0.1, -2.5, float("nan")])) == "tensor([0.1, -2.5, nan])"
     assert short_repr(torch.tensor([[1, 2], [3, 4]])) == "tensor([[1, 2], [3, 4]])"
     assert short_repr(torch.zeros(4, 5)) == "a tensor of shape (4, 5)"
+
+
+def test_known_mistakes_are_named_for_integer_and_boolean_values_too():
+    expected = torch.tensor([[True, False], [True, True]])
+    inverted = ~expected
+    with pytest.raises(CheckFailure) as info:
+        compare_arrays("mask", inverted, expected, mistakes={"the mask is inverted": inverted})
+    assert info.value.message == "mask is wrong: the mask is inverted."
+    with pytest.raises(CheckFailure) as info:
+        compare_arrays("ids", torch.tensor([1, 2]), torch.tensor([1, 3]), mistakes={"off by one": torch.tensor([0, 2])})
+    assert "off by one" not in info.value.message  # an unrelated mistake is not claimed
