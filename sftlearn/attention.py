@@ -88,7 +88,6 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         if kv_cache is not None:
             k, v = kv_cache.append(self.layer_index, k, v)  # (B, H, T_total, hd)
-        k_len = k.shape[2]
 
         if self.path == "math" or return_weights:
             y, weights = self._math(q, k, v, attention_mask)

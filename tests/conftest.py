@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # tests never open windows
 # draw static figures instead of widgets that no browser would ever display.
 os.environ.setdefault("SFTLEARN_HEADLESS", "1")
 
+from sftlearn.check import CheckFailure
 from sftlearn.config import GPTConfig
 from sftlearn.model import GPT
 
@@ -31,6 +32,18 @@ def cyclic_blocks(n_blocks=64, block=32, vocab=VOCAB, seed=0):
         {"input_ids": seq[i * block : i * block + block], "targets": seq[i * block + 1 : i * block + block + 1]}
         for i in range(n_blocks)
     ]
+
+
+def failure_of(fn, *args, **kwargs) -> CheckFailure:
+    """The CheckFailure that ``fn(*args, **kwargs)`` raises (the test fails if it does not)."""
+    with pytest.raises(CheckFailure) as info:
+        fn(*args, **kwargs)
+    return info.value
+
+
+def stub(*args, **kwargs):
+    """An exercise the student has not done yet, exactly as the generated exercises have it."""
+    raise NotImplementedError("Exercise: replace this line with your code")
 
 
 @pytest.fixture

@@ -11,18 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sftlearn.check import CheckFailure, ch00
+from sftlearn.check import ch00
 from sftlearn.glossary import lookup
-
-
-def failure_of(fn, *args) -> CheckFailure:
-    with pytest.raises(CheckFailure) as info:
-        fn(*args)
-    return info.value
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise: replace this line with your code")
+from conftest import failure_of, stub
 
 
 # ---------------------------------------------------------------------- count_words

@@ -8,19 +8,10 @@ from collections import Counter
 import pytest
 import torch
 
-from sftlearn.check import CheckFailure, ch01
+from sftlearn.check import ch01
 from sftlearn.datasets import render_conversation
 from sftlearn.tokenizer import BPETokenizer, pretokenize
-
-
-def failure_of(fn, *args) -> CheckFailure:
-    with pytest.raises(CheckFailure) as info:
-        fn(*args)
-    return info.value
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise: replace this line with your code")
+from conftest import failure_of, stub
 
 
 # ------------------------------------------------------------- the reference is the package's

@@ -7,18 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sftlearn.check import CheckFailure, ch07
+from sftlearn.check import ch07
 from sftlearn.model import GPT
-
-
-def failure_of(check, fn) -> CheckFailure:
-    with pytest.raises(CheckFailure) as info:
-        check(fn)
-    return info.value
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise: replace this line with your code")
+from conftest import failure_of, stub
 
 
 @pytest.mark.parametrize(

@@ -10,17 +10,7 @@ import torch
 
 from sftlearn.check import CheckFailure, NotDoneYet, call_student, checker, compare_arrays, expect, run_check
 from sftlearn.check import ch00
-
-
-def failure_of(fn, *args, **kwargs) -> CheckFailure:
-    """The CheckFailure that ``fn(*args, **kwargs)`` raises (the test fails if it does not)."""
-    with pytest.raises(CheckFailure) as info:
-        fn(*args, **kwargs)
-    return info.value
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise: replace this line with your code")
+from conftest import failure_of, stub
 
 
 SCORES = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5], [3.0, 1.0, 0.25]])

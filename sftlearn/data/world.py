@@ -33,12 +33,10 @@ from .lexicon import (
     THINGS,
     Action,
     Animal,
-    Colour,
     Feeling,
     Food,
     Person,
     Place,
-    Thing,
     article,
 )
 
