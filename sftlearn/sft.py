@@ -160,13 +160,15 @@ def evaluate_tasks(
     examples: Sequence | str = "test",
     n_per_family: int | None = 50,
     seed: int = 0,
-    max_new_tokens: int = 48,
+    max_new_tokens: int = 96,
     with_loss: bool = True,
 ) -> TaskReport:
     """Greedy answers to each example, scored exactly per task family.
 
     ``examples`` is a list of SFT examples, or the name of a split of the synthetic world
     ("train", "val", "test", "test_heldout"), of which ``n_per_family`` per family are used.
+    ``max_new_tokens`` must leave room for the longest answer (entity lists run to ~65
+    characters); generation stops as soon as every answer has ended, so a high cap is cheap.
     """
     from . import data
 
