@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sftlearn.check._core import CheckFailure, call_student, checker, short_repr
@@ -59,8 +59,9 @@ def best_pair(counts: Mapping[Pair, int]) -> Pair:
     return min(counts, key=lambda pair: (-counts[pair], pair))
 
 
-def _train_words(word_counts: Mapping[str, int], num_merges: int) -> list[Pair]:
-    """BPE on the given words, each weighted by its count."""
+def _train_words(word_counts: Mapping[str, int], num_merges: int,
+                 pick: Callable[[Counter[Pair]], Pair] = best_pair) -> list[Pair]:
+    """BPE on the given words, each weighted by its count; ``pick`` chooses each merge."""
     splits = {word: list(word) for word in word_counts}
     merges: list[Pair] = []
     for _ in range(num_merges):
@@ -70,7 +71,7 @@ def _train_words(word_counts: Mapping[str, int], num_merges: int) -> list[Pair]:
                 counts[pair] += freq
         if not counts:
             break
-        pair = best_pair(counts)
+        pair = pick(counts)
         merges.append(pair)
         splits = {word: reference_merge(tokens, pair) for word, tokens in splits.items()}
     return merges
@@ -116,36 +117,12 @@ def _train_split_on_spaces(text: str, num_merges: int) -> list[Pair]:
 
 def _train_unweighted(text: str, num_merges: int) -> list[Pair]:
     """Each distinct word counted once, however often it occurs."""
-    words = {word: list(word) for word in dict.fromkeys(pretokenize(text))}
-    merges: list[Pair] = []
-    for _ in range(num_merges):
-        counts: Counter[Pair] = Counter()
-        for tokens in words.values():
-            counts.update(zip(tokens, tokens[1:]))
-        if not counts:
-            break
-        pair = best_pair(counts)
-        merges.append(pair)
-        words = {w: reference_merge(t, pair) for w, t in words.items()}
-    return merges
+    return _train_words(dict.fromkeys(pretokenize(text), 1), num_merges)
 
 
 def _train_most_common(text: str, num_merges: int) -> list[Pair]:
     """Ties broken by ``Counter.most_common`` (first seen) instead of by ``best_pair``."""
-    word_counts = Counter(pretokenize(text))
-    splits = {word: list(word) for word in word_counts}
-    merges: list[Pair] = []
-    for _ in range(num_merges):
-        counts: Counter[Pair] = Counter()
-        for word, freq in word_counts.items():
-            for pair in zip(splits[word], splits[word][1:]):
-                counts[pair] += freq
-        if not counts:
-            break
-        pair = counts.most_common(1)[0][0]
-        merges.append(pair)
-        splits = {word: reference_merge(tokens, pair) for word, tokens in splits.items()}
-    return merges
+    return _train_words(Counter(pretokenize(text)), num_merges, pick=lambda c: c.most_common(1)[0][0])
 
 
 # --------------------------------------------------------------------------- encode_chars
