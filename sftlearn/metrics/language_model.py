@@ -1,16 +1,16 @@
-"""Metrics: single numbers that say how good a model's predictions are.
+"""Perplexity: the language-model loss in a friendlier unit.
 
-A loss is what training minimises; a metric is what we report. Some metrics are the loss in a
-friendlier unit: **perplexity** is the average cross-entropy per token, exponentiated, so that
-it reads as "the number of equally likely tokens the model is choosing between". A model that
-spreads its probability evenly over a vocabulary of V tokens has perplexity exactly V; a model
-that is always sure and always right has perplexity 1.
+A loss is what training minimises; a metric is what we report. **Perplexity** is the average
+cross-entropy per token, exponentiated, so that it reads as "the number of equally likely
+tokens the model is choosing between". A model that spreads its probability evenly over a
+vocabulary of V tokens has perplexity exactly V; a model that is always sure and always right
+has perplexity 1.
 
 - :func:`perplexity` turns a mean cross-entropy (in nats, natural log) into a perplexity;
 - :func:`perplexity_from_logits` computes it straight from a model's logits and targets,
   skipping the targets marked ``-100`` as the loss does.
 
-Chapter 04 introduces these; later chapters add the classification metrics here.
+Chapter 04 introduces these.
 """
 
 from __future__ import annotations
