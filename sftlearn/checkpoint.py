@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import GPTConfig
@@ -62,7 +64,13 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err}): the file is damaged or was not written by "
+            f"sftlearn. Restore it from a good copy, or save the model or checkpoint again."
+        ) from None
 
 
 # --------------------------------------------------------------------- model weights
@@ -90,7 +98,19 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load safetensors weights into ``model``; names and shapes must match exactly."""
-    tensors = load_file(str(path))
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"No weights file at {path}. Save the model with sftlearn.checkpoint.save_model "
+            f"(it writes {MODEL_FILE} next to {CONFIG_FILE}), or check the folder name."
+        )
+    try:
+        tensors = load_file(str(path))
+    except SafetensorError as err:  # truncated, or not a safetensors file at all
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({err}): it is damaged (an interrupted "
+            f"copy?) or is some other format. Save the model again, or load an earlier "
+            f"checkpoint."
+        ) from None
     tied = _tied_names(model)
     expected = {n: t.shape for n, t in model.state_dict().items() if n not in tied}
     missing = sorted(set(expected) - set(tensors))
@@ -185,12 +205,25 @@ def save_training_checkpoint(
         save_model(model, tmp)
         atomic_write(tmp / STATE_FILE, lambda f: torch.save(state, f))
         final = directory / name
+        aside = directory / f".{name}.previous"
         if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            # The same step saved again (e.g. at the end of training, just after a periodic
+            # save), and latest.json may point at it. Move the old copy aside rather than
+            # deleting it, so a failure before the new copy is in place can put it back.
+            if aside.exists():
+                shutil.rmtree(aside)
+            os.replace(final, aside)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if aside.exists() and not final.exists():
+                os.replace(aside, final)
+            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+    if aside.exists():
+        shutil.rmtree(aside)
     write_json(directory / LATEST_FILE, {"checkpoint": name, "step": step})
     old = sorted(p for p in directory.glob("step-*") if p.is_dir() and p.name != name)
     for stale in old[: max(len(old) - (keep - 1), 0)]:
@@ -212,6 +245,29 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return folder
 
 
+class UnsafeCheckpointError(ValueError, pickle.UnpicklingError):
+    """A trainer-state file holds objects other than tensors, numbers and containers."""
+
+
 def load_training_state(folder: str | Path) -> dict:
-    """The trainer state saved with a checkpoint (plain tensors and numbers only)."""
-    return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
+    """The trainer state saved with a checkpoint (plain tensors and numbers only).
+
+    ``weights_only=True`` makes torch refuse any pickled object that could run code on load.
+    The refusal is reported in our words: torch's own message suggests ``weights_only=False``,
+    which is exactly what must not be done with a file of unknown origin.
+    """
+    file = Path(folder) / STATE_FILE
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UnsafeCheckpointError(
+            f"Refused to load {file}: it contains Python objects that could run code when "
+            f"loaded, and sftlearn never writes those. Do not load it with weights_only=False "
+            f"unless you made it yourself; delete the checkpoint folder and train again, or "
+            f"resume from a checkpoint you trust."
+        ) from None
+    except RuntimeError as err:  # torch's report of a truncated or non-torch file
+        raise ValueError(
+            f"{file} cannot be read ({str(err).split('. ')[0]}): it is damaged, e.g. copied "
+            f"only in part. Resume from an earlier checkpoint, or delete the folder to start over."
+        ) from None

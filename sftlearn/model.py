@@ -112,7 +112,10 @@ class GPT(nn.Module):
                 f"for a single sequence use ids[None, :] (or .unsqueeze(0))."
             )
         if input_ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}.")
+            raise TypeError(
+                f"input_ids must hold integer ids, got dtype {input_ids.dtype}; convert them "
+                f"with input_ids.long() (token ids are whole numbers, not values to compute with)."
+            )
         T = input_ids.shape[1] + past
         if T > self.config.block_size:
             raise ValueError(

@@ -239,6 +239,23 @@ def short_repr(value: Any, limit: int = 60) -> str:
 # ------------------------------------------------------------------- comparing arrays
 
 
+def as_number(name: str, got: Any) -> float:
+    """A student's single-number answer as a float, or a plain failure naming what it is instead."""
+    if got is None:
+        raise CheckFailure(f"{name} is None.", hint="Did your function forget to `return` its result?")
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1:
+            raise CheckFailure(f"{name} should be a single number, but it is a tensor of shape "
+                               f"{tuple(got.shape)}.")
+        return float(got.detach().reshape(()).item())
+    if isinstance(got, bool):
+        raise CheckFailure(f"{name} should be a number, but it is {got!r}.")
+    try:  # ints, floats, numpy numbers and the like
+        return float(got)
+    except (TypeError, ValueError):
+        raise CheckFailure(f"{name} should be a number, but it is {short_repr(got)}.") from None
+
+
 def compare_arrays(
     name: str,
     got: Any,

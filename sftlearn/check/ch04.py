@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from sftlearn.check._core import (
     CheckFailure,
     NotDoneYet,
+    as_number,
     call_student,
     checker,
     compare_arrays,
@@ -84,23 +85,6 @@ def reference_bigram_perplexity(probs: torch.Tensor, ids: torch.Tensor) -> float
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-def _number(name: str, got: Any) -> float:
-    """A student's single-number answer as a float, or a plain failure."""
-    if got is None:
-        raise CheckFailure(f"{name} is None.", hint="Did your function forget to `return` its result?")
-    if isinstance(got, torch.Tensor):
-        if got.numel() != 1:
-            raise CheckFailure(f"{name} should be a single number, but it is a tensor of shape "
-                               f"{tuple(got.shape)}.")
-        return float(got.detach().reshape(()).item())
-    if isinstance(got, (int, float)) and not isinstance(got, bool):
-        return float(got)
-    try:  # numpy numbers and the like
-        return float(got)
-    except (TypeError, ValueError):
-        raise CheckFailure(f"{name} should be a number, but it is {short_repr(got)}.") from None
 
 
 def _fmt(values: torch.Tensor) -> str:
@@ -232,7 +216,7 @@ def check_cross_entropy_between(cross_entropy_between: Any) -> str:
         expected = reference_cross_entropy_between(p, q)
         name = f"cross_entropy_between({p_list}, {q_list})"
         got = call_student(cross_entropy_between, p.clone(), q.clone())
-        value = _number(name, got)
+        value = as_number(name, got)
         if math.isnan(value) and bool(((p == 0) & (q == 0)).any()):
             raise CheckFailure(
                 f"{name} is NaN: where p = 0 and q = 0 you compute 0 · log 0 = 0 · (−inf). An "
@@ -272,7 +256,7 @@ def _expect_value_error(fn: Any, p_list: list[float], q_list: list[float], probl
             f"{name} raised {type(err).__name__}, but a bad argument should raise ValueError "
             f"({problem}).", hint="`raise ValueError(\"...\")` with a message that says what is wrong. "
             "(An `assert` raises AssertionError, and is skipped when Python runs with -O.)") from None
-    shown = f"{_number(name, result):.4g}" if result is not None else "None"
+    shown = f"{as_number(name, result):.4g}" if result is not None else "None"
     raise CheckFailure(
         f"{name} returned {shown}, but {problem}, so it is not a probability distribution and no "
         "cross-entropy should be computed: raise ValueError instead. A check like this would have "
@@ -350,7 +334,7 @@ def check_cross_entropy(cross_entropy: Any) -> str:
             got = call_student(cross_entropy, logits.clone().requires_grad_(True), targets.clone())
         except CheckFailure as failure:
             raise _explain_ce_error(failure, label, targets) from None
-        value = _number(name, got)
+        value = as_number(name, got)
         if "large" in label and not math.isfinite(value):
             raise CheckFailure(
                 f"{name} is {value}: the computation is numerically unstable. exp(1000) overflows to "
@@ -552,7 +536,7 @@ def check_bigram_perplexity(bigram_perplexity: Any) -> str:
         expected = reference_bigram_perplexity(probs, ids)
         got = call_student(bigram_perplexity, probs.clone(), ids.clone())
         name = f"the perplexity for {label}"
-        value = _number(name, got)
+        value = as_number(name, got)
         compare_arrays(name, value, expected, atol=1e-5, rtol=1e-4,
                        mistakes=_perplexity_mistakes(probs, ids),
                        hint="Score every pair (ids[t], ids[t + 1]); perplexity = exp(mean −log p).")
