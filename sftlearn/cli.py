@@ -96,6 +96,8 @@ def _cmd_pretrain(args) -> int:
     overrides = {"max_steps": args.steps} if args.steps else {}
     model, tokenizer, trainer = pretrain(args.model, progress=not args.quiet,
                                          device=args.device, **overrides)
+    if not trainer.is_main:  # under torchrun every process has the same model: one saves it
+        return 0
     save_model(model, args.out, tokenizer)
     print(trainer.history.summary())
     print(f"Saved to {args.out}")
