@@ -24,3 +24,27 @@ def headless() -> bool:
         return True
     shell = get_ipython()
     return shell is None or not hasattr(shell, "kernel")
+
+
+def figure_png(fig, dpi: int = 90) -> bytes:
+    """``fig`` as PNG bytes for an ``ipywidgets.Image``; the figure is closed, because the
+    picture now lives in the widget and an open pyplot figure would be drawn a second time."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+class Explorer:
+    """Base of the explorers: a cell that ends with one displays its control panel ``widget``."""
+
+    widget: object
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

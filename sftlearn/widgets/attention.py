@@ -18,13 +18,12 @@ picture stays; text longer than the model's context is cut to its last ``block_s
 from __future__ import annotations
 
 import html
-import io
 
 import matplotlib.pyplot as plt
 import torch
 
 from sftlearn.plots import attention_heads
-from sftlearn.widgets import headless
+from sftlearn.widgets import Explorer, figure_png, headless
 
 ALL_LAYERS = -1  # the drop-down's value for "every layer"
 
@@ -82,7 +81,7 @@ def attention_figure(tokens: list[str], weights: torch.Tensor, layer: int = ALL_
     return fig
 
 
-class AttentionExplorer:
+class AttentionExplorer(Explorer):
     """A text box and a layer drop-down over the attention heat-maps of ``model``.
 
     ``text`` (ipywidgets Text) and ``layer`` (Dropdown: "all layers" or one layer) are the
@@ -145,16 +144,7 @@ class AttentionExplorer:
     def _redraw(self) -> None:
         if not self.draw or self.weights is None:
             return
-        fig = self.figure()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)  # the picture lives in the Image widget, not in a pyplot window
-        self.image.value = buffer.getvalue()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        self.image.value = figure_png(self.figure(), dpi=80)
 
 
 def attention_explorer(model, tokenizer, text: str = "Sam has a goat.", layer: int = ALL_LAYERS):

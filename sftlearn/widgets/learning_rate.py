@@ -25,13 +25,12 @@ or ``explorer.path``.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sftlearn.widgets import headless
+from sftlearn.widgets import Explorer, figure_png, headless
 
 START = (-4.0, 1.5)  # far along the gentle direction, a little way up the steep one
 STEPS = 25
@@ -208,7 +207,7 @@ def sweep_figure(lrs: tuple[float, ...] | None = None, a: float = 1.0, b: float 
 # ----------------------------------------------------------------------------- the widget
 
 
-class LearningRateExplorer:
+class LearningRateExplorer(Explorer):
     """A learning-rate slider and a steepness slider over a picture of the path.
 
     ``lr`` and ``steepness`` are the ipywidgets sliders; ``status`` (an HTML widget)
@@ -260,15 +259,7 @@ class LearningRateExplorer:
         _draw_path(left, self.outcome, 1.0, b, self.start, self.steps, color)
         _draw_losses(right, [self.outcome], [color], 1.0, b, self.start, self.steps)
         fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90)
-        plt.close(fig)  # the picture lives in the Image widget, not in a pyplot window
-        return buffer.getvalue()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        return figure_png(fig)
 
 
 def learning_rate_explorer(lr: float = 0.05, steepness: float = 10.0, steps: int = STEPS):
