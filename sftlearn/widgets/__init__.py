@@ -40,11 +40,22 @@ def figure_png(fig, dpi: int = 90) -> bytes:
 
 
 class Explorer:
-    """Base of the explorers: a cell that ends with one displays its control panel ``widget``."""
+    """Base of the explorers: a cell that ends with one shows its control panel ``widget``.
+
+    The output carries two pictures of it: the live widget, and a PNG of its current ``image``.
+    JupyterLab with the widgets extension draws the live one. A front end without it (an
+    editor, a notebook viewer, a JupyterLab whose extension is missing) falls back to the PNG
+    instead of printing a bare ``VBox(children=...)`` line.
+    """
 
     widget: object
+    image: object  # an ipywidgets.Image holding the current picture as PNG bytes
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        import base64
 
-        display(self.widget)
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude))
+        png = getattr(getattr(self, "image", None), "value", b"")
+        if png:
+            bundle["image/png"] = base64.b64encode(png).decode("ascii")
+        return bundle
