@@ -1,0 +1,208 @@
+"""The checks of chapter 13 (adversarial training): right answers pass, typical wrong ones are named."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sftlearn.check import ch13
+from sftlearn.gan import discriminator_loss, gan_step, generator_loss, straight_through_sample
+from conftest import failure_of, stub
+
+sp = F.softplus
+
+# ------------------------------------------------------------------ discriminator loss
+
+
+def d_with_bce(real, fake):
+    """A right answer written independently, with torch's own BCE-with-logits."""
+    return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+            + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+
+
+def d_probabilities(real, fake):
+    """Right formula, but through probabilities: log(0) for a confident discriminator."""
+    return -(torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean())
+
+
+def test_discriminator_loss_right_answers(capsys):
+    ch13.check_discriminator_loss(discriminator_loss)
+    ch13.check_discriminator_loss(d_with_bce)
+    out = capsys.readouterr().out
+    assert out.count("✓ discriminator_loss: correct on 4 batches") == 2
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda r, f: sp(r).mean() + sp(-f).mean(), "the labels are swapped"),
+    (lambda r, f: (sp(-r).mean() + sp(f).mean()) / 2, "the average of the two terms"),
+    (lambda r, f: torch.cat([sp(-r), sp(f)]).mean(), "the mean over all real and generated logits together"),
+    (lambda r, f: sp(-r).mean(), "the generated points' term is missing"),
+    (lambda r, f: sp(f).mean(), "the real points' term is missing"),
+    (lambda r, f: sp(-r).sum() + sp(f).sum(), "sums over each batch"),
+    (lambda r, f: -(sp(-r).mean() + sp(f).mean()), "the minus signs are missing"),
+    (d_probabilities, "sigmoid(40) rounds to exactly 1.0"),
+    (lambda r, f: d_with_bce(r, f).item(), "is a Python number"),
+    (lambda r, f: d_with_bce(r, f).detach(), "carries no gradient"),
+    (lambda r, f: sp(-r).mean(dim=1), "should be a single number"),
+])
+def test_discriminator_loss_mistakes_are_named(fn, words):
+    failure = failure_of(ch13.check_discriminator_loss, fn)
+    assert words in str(failure), str(failure)
+
+
+def test_discriminator_loss_stub_and_result_instead_of_function(capsys):
+    ch13.check_discriminator_loss(stub)
+    assert "… discriminator_loss: not done yet" in capsys.readouterr().out
+    failure = failure_of(ch13.check_discriminator_loss, torch.tensor(1.0))
+    assert "expected a function" in str(failure)
+
+
+# ---------------------------------------------------------------------- generator loss
+
+
+def test_generator_loss_right_answers(capsys):
+    ch13.check_generator_loss(generator_loss)
+    ch13.check_generator_loss(lambda f: F.binary_cross_entropy_with_logits(f, torch.ones_like(f)))
+    out = capsys.readouterr().out
+    assert out.count("✓ generator_loss: correct on 5 batches") == 2
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda f: generator_loss(f, saturating=True), "it is the saturating loss"),
+    (lambda f: sp(f).mean(), "look *more* fake"),
+    (lambda f: -sp(-f).mean(), "its sign is flipped"),
+    (lambda f: sp(-f).sum(), "sums over the batch"),
+    (lambda f: sp(-f).mean().item(), "is a Python number"),
+])
+def test_generator_loss_mistakes_are_named(fn, words):
+    failure = failure_of(ch13.check_generator_loss, fn)
+    assert words in str(failure), str(failure)
+
+
+def test_generator_loss_stub(capsys):
+    ch13.check_generator_loss(stub)
+    assert "… generator_loss: not done yet" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------- a training step
+
+
+def step_with_torch_bce(generator, discriminator, opt_g, opt_d, real, z):
+    """A right answer written independently of sftlearn.gan."""
+    fake = generator(z)
+    opt_d.zero_grad()
+    real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
+    d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+              + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    d_loss.backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    judged = discriminator(fake)
+    g_loss = F.binary_cross_entropy_with_logits(judged, torch.ones_like(judged))
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def step_not_detached(generator, discriminator, opt_g, opt_d, real, z):
+    opt_g.zero_grad()
+    opt_d.zero_grad()
+    fake = generator(z)
+    d_loss = discriminator_loss(discriminator(real), discriminator(fake))
+    d_loss.backward()
+    opt_d.step()
+    g_loss = generator_loss(discriminator(generator(z)))
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def step_saturating(*args):
+    return gan_step(*args, saturating=True)
+
+
+def step_no_zero_d(generator, discriminator, opt_g, opt_d, real, z):
+    fake = generator(z)
+    d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+    d_loss.backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    g_loss = generator_loss(discriminator(fake))
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def step_wrong_return(*args):
+    gan_step(*args)
+    return None
+
+
+def step_swapped_return(*args):
+    d, g = gan_step(*args)
+    return g, d
+
+
+def test_gan_step_right_answers(capsys):
+    ch13.check_gan_step(gan_step)
+    ch13.check_gan_step(step_with_torch_bce)
+    out = capsys.readouterr().out
+    assert out.count("✓ gan_step: both players match the reference") == 2
+
+
+@pytest.mark.parametrize("fn, words", [
+    (step_not_detached, "the generated points are not detached"),
+    (step_saturating, "the saturating loss"),
+    (step_no_zero_d, "the discriminator's gradients are never zeroed"),
+    (step_wrong_return, "should be a pair (d_loss, g_loss)"),
+    (step_swapped_return, "the discriminator's loss returned at step 1"),
+])
+def test_gan_step_mistakes_are_named(fn, words):
+    failure = failure_of(ch13.check_gan_step, fn)
+    assert words in str(failure), str(failure)
+
+
+def test_gan_step_stub(capsys):
+    ch13.check_gan_step(stub)
+    assert "… gan_step: not done yet" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------- straight-through
+
+
+def st_hard_only(logits, noise, tau):
+    return F.one_hot((logits + noise).argmax(-1), logits.shape[-1]).float()
+
+
+def st_soft_only(logits, noise, tau):
+    return torch.softmax((logits + noise) / tau, -1)
+
+
+def st_no_noise(logits, noise, tau):
+    return straight_through_sample(logits, torch.zeros_like(noise), tau)
+
+
+def st_no_tau(logits, noise, tau):
+    return straight_through_sample(logits, noise, 1.0)
+
+
+def test_straight_through_right_answer(capsys):
+    ch13.check_straight_through(straight_through_sample)
+    assert "✓ straight_through: one-hot forward values" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fn, words", [
+    (st_hard_only, "carries no gradient: argmax and one_hot are not differentiable"),
+    (st_soft_only, "it is the soft sample"),
+    (st_no_noise, "the noise is ignored"),
+    (st_no_tau, "the temperature tau is left out"),
+])
+def test_straight_through_mistakes_are_named(fn, words):
+    failure = failure_of(ch13.check_straight_through, fn)
+    assert words in str(failure), str(failure)
+
+
+def test_straight_through_stub(capsys):
+    ch13.check_straight_through(stub)
+    assert "… straight_through: not done yet" in capsys.readouterr().out
