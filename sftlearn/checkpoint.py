@@ -149,16 +149,26 @@ def save_model(model, path: str | Path, tokenizer=None) -> Path:
     return path
 
 
-def read_config(path: str | Path) -> GPTConfig:
-    config_path = Path(path) / CONFIG_FILE
-    if not config_path.exists():
+def read_format_json(path: str | Path, name: str, fmt: str, what: str, how_to_save: str) -> dict:
+    """The JSON file ``name`` in folder ``path``, checked to carry ``"format": fmt``.
+
+    ``what`` and ``how_to_save`` finish the error for a folder without it: "this is not a
+    saved {what}. Save one with {how_to_save}."
+    """
+    file = Path(path) / name
+    if not file.exists():
         raise FileNotFoundError(
-            f"No {CONFIG_FILE} in {path}: this is not a saved sftlearn model folder. "
-            f"Save one with sftlearn.checkpoint.save_model(model, path)."
+            f"No {name} in {path}: this is not a saved {what}. Save one with {how_to_save}."
         )
-    data = read_json(config_path)
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{config_path} has format {data.get('format')!r}, expected {FORMAT!r}.")
+    data = read_json(file)
+    if data.get("format") != fmt:
+        raise ValueError(f"{file} has format {data.get('format')!r}, expected {fmt!r}.")
+    return data
+
+
+def read_config(path: str | Path) -> GPTConfig:
+    data = read_format_json(path, CONFIG_FILE, FORMAT, "sftlearn model folder",
+                            "sftlearn.checkpoint.save_model(model, path)")
     return GPTConfig.from_dict(data["model"])
 
 

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import atomic_write, read_json, write_json
+from .checkpoint import atomic_write, read_format_json, write_json
 from .freeze import parameter_report
 
 ADAPTER_FILE = "adapter.safetensors"
@@ -430,16 +430,8 @@ def load_adapter(model: nn.Module, path: str | Path) -> list[str]:
 
 
 def _read_adapter_config(path: Path) -> dict:
-    file = path / ADAPTER_CONFIG_FILE
-    if not file.exists():
-        raise FileNotFoundError(
-            f"No {ADAPTER_CONFIG_FILE} in {path}: this is not a saved adapter. "
-            f"Save one with sftlearn.lora.save_adapter(model, path)."
-        )
-    meta = read_json(file)
-    if meta.get("format") != ADAPTER_FORMAT:
-        raise ValueError(f"{file} has format {meta.get('format')!r}, expected {ADAPTER_FORMAT!r}.")
-    return meta
+    return read_format_json(path, ADAPTER_CONFIG_FILE, ADAPTER_FORMAT, "adapter",
+                            "sftlearn.lora.save_adapter(model, path)")
 
 
 def _check_adapter_fits(model: nn.Module, saved: dict, path: Path) -> None:
