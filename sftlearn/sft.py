@@ -11,7 +11,8 @@ The pieces, in the order a fine-tuning run uses them:
 4. ``generate_answers()``: render each prompt up to ``<|assistant|>`` and let the model write
    until it emits ``<|end|>``; prompts are left-padded into batches.
 5. ``evaluate_tasks()``: exact-match accuracy per task family on a split of the synthetic
-   world, and the loss on the reference responses.
+   world, the share of replies that have an answer's form at all (``data.well_formed``), and
+   the loss on the reference responses.
 """
 
 from __future__ import annotations
@@ -132,19 +133,22 @@ def generate_answers(
 
 @dataclass
 class TaskReport:
-    """Exact-match scores of one evaluation."""
+    """Exact-match scores of one evaluation, and how often the replies had an answer's form."""
 
     per_family: dict[str, float]  # fraction correct per task family
     counts: dict[str, int]  # examples per family
     overall: float  # fraction correct over all examples
     response_loss: float | None  # mean loss on the reference answers' tokens
-    rows: list[dict] = field(default_factory=list)  # family, prompt, answer, prediction, correct
+    rows: list[dict] = field(default_factory=list)  # family, prompt, answer, prediction, correct, well_formed
+    form: dict[str, float] = field(default_factory=dict)  # fraction of well-formed replies per family
+    form_overall: float = 0.0  # fraction of well-formed replies over all examples
 
     def table(self) -> str:
-        lines = [f"{'family':<12}{'n':>6}{'exact match':>14}"]
+        lines = [f"{'family':<12}{'n':>6}{'exact match':>14}{'right form':>13}"]
         for family, score in self.per_family.items():
-            lines.append(f"{family:<12}{self.counts[family]:>6}{score:>13.1%}")
-        lines.append(f"{'overall':<12}{sum(self.counts.values()):>6}{self.overall:>13.1%}")
+            lines.append(f"{family:<12}{self.counts[family]:>6}{score:>13.1%}{self.form.get(family, 0.0):>12.1%}")
+        total = sum(self.counts.values())
+        lines.append(f"{'overall':<12}{total:>6}{self.overall:>13.1%}{self.form_overall:>12.1%}")
         if self.response_loss is not None:
             lines.append(f"response loss: {self.response_loss:.3f}")
         return "\n".join(lines)
@@ -178,17 +182,21 @@ def evaluate_tasks(
     if not examples:
         raise ValueError("evaluate_tasks got no examples to score.")
     predictions = generate_answers(model, tokenizer, examples, max_new_tokens)
-    rows, per_family, counts = [], {}, {}
+    rows, per_family, formed, counts = [], {}, {}, {}
     for ex, pred in zip(examples, predictions):
         correct = data.score(ex.family, pred, ex.answer)
-        rows.append({"family": ex.family, "prompt": ex.messages[0]["content"],
-                     "answer": ex.answer, "prediction": pred, "correct": correct})
+        well_formed = data.well_formed(ex.family, pred, ex.answer)
+        rows.append({"family": ex.family, "prompt": ex.messages[0]["content"], "answer": ex.answer,
+                     "prediction": pred, "correct": correct, "well_formed": well_formed})
         per_family[ex.family] = per_family.get(ex.family, 0) + int(correct)
+        formed[ex.family] = formed.get(ex.family, 0) + int(well_formed)
         counts[ex.family] = counts.get(ex.family, 0) + 1
     scores = {f: per_family[f] / counts[f] for f in counts}
+    form = {f: formed[f] / counts[f] for f in counts}
     overall = sum(per_family.values()) / len(rows)
+    form_overall = sum(formed.values()) / len(rows)
     loss = None
     if with_loss:
         dataset = SFTDataset(examples, tokenizer, model.config.block_size)
         loss = evaluate_loss(model, dataset, Collator(tokenizer.pad_id))
-    return TaskReport(scores, counts, overall, loss, rows)
+    return TaskReport(scores, counts, overall, loss, rows, form, form_overall)

@@ -10,7 +10,7 @@ the CPU when asked), and asserts that neither pass has an error output.
 Running every notebook twice doubles the notebook time of the test suite, which CI cannot
 afford, so the test is skipped unless ``SFTLEARN_ROBUSTNESS=1`` is set. Run it before a release:
 
-    SFTLEARN_ROBUSTNESS=1 pytest tests/test_notebook_robustness.py -p no:nbval
+    SFTLEARN_ROBUSTNESS=1 pytest tests/test_notebook_robustness.py
 """
 
 import os

@@ -7,7 +7,8 @@ feelings, in English and Chinese) and from it:
 - ``pretraining_text`` / ``story_corpus``: short stories, about one block in eight
   bilingual (English sentence, then its Chinese translation);
 - ``sft_examples``: instruction conversations in six task families
-  (``TASK_FAMILIES``), each with an exact answer checked by ``score``;
+  (``TASK_FAMILIES``), each with an exact answer checked by ``score``, and
+  ``well_formed`` saying whether a reply has the form of an answer at all;
 - ``sentiment_classification``, ``entity_tagging`` (``ENTITY_TAGS``),
   ``translation_pairs``: labelled sets for the applications chapter;
 - ``alphabet``: every character any of it can contain;
@@ -19,10 +20,11 @@ into train / val / test (and, for SFT, test_heldout) without leakage.
 Module map, in reading order: lexicon (words) -> world (facts about people) ->
 sentences (the English/Chinese pair generator) -> reviews (sentiment) -> stories
 (the corpus) -> splits (hash-based splits) -> tasks/ (one file per family) ->
-sft (conversations and scoring) -> labelled -> charset -> stats.
+sft (conversations and scoring) -> forms -> labelled -> charset -> stats.
 """
 
 from .charset import alphabet
+from .forms import well_formed
 from .labelled import ENTITY_TAGS, entity_tagging, sentiment_classification, translation_pairs
 from .sft import DEFAULT_SIZES, score, sft_examples
 from .splits import PLAIN_SPLITS, SFT_SPLITS
@@ -47,4 +49,5 @@ __all__ = [
     "sft_examples",
     "story_corpus",
     "translation_pairs",
+    "well_formed",
 ]

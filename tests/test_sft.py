@@ -1,0 +1,226 @@
+"""sftlearn.sft end to end, and the "right form" score beside exact match.
+
+What is proved here:
+- fine-tuning works: a micro model learns a small instruction set by heart with ``finetune``
+  (exact match on its training prompts goes from 0 to >= 90%);
+- ``generate_answers`` gives the same greedy replies in a left-padded batch as one prompt at a
+  time, and drops a trailing reference answer instead of conditioning on it;
+- ``evaluate_tasks`` aggregates exactly (checked with a scripted model) and its response loss
+  equals a cross-entropy computed independently with ``torch.nn.functional.cross_entropy``
+  over the assistant tokens only;
+- ``data.well_formed`` accepts every reference answer the generators make and rejects the
+  typical non-answers (a continued story, misspellings, other categories, empty text);
+- bad input names its fix: no assistant turn, an over-long conversation, an empty dataset, a
+  model whose vocabulary lacks the chat tokens, a prompt longer than the context.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sftlearn import data, sft
+from sftlearn.config import GPTConfig
+from sftlearn.datasets import render_conversation
+from sftlearn.device import seed_everything
+from sftlearn.model import GPT
+from sftlearn.tokenizer import CharTokenizer
+from sftlearn.train import TrainConfig
+
+TOK = CharTokenizer.from_world()
+
+
+def micro(vocab=None, block=128, seed=0):
+    seed_everything(seed)
+    return GPT(GPTConfig.preset("micro", vocab_size=vocab or TOK.vocab_size, block_size=block))
+
+
+def chat(user, assistant=None):
+    messages = [{"role": "user", "content": user}]
+    if assistant is not None:
+        messages.append({"role": "assistant", "content": assistant})
+    return messages
+
+
+# ---------------------------------------------------------------- fine-tuning works
+
+
+def test_finetune_teaches_a_micro_model_its_training_answers():
+    # Eight prompts with different one-word answers: learnable by heart in a few seconds, and
+    # a constant answer would score 1/8. Before SFT the random model answers none of them.
+    pairs = [("Who likes tea?", "Mia"), ("Who has a cat?", "Tom"), ("Where is the mill?", "the farm"),
+             ("What colour is it?", "red"), ("2 + 3 =", "5"), ("Spell cat backwards.", "tac"),
+             ("How does Leo feel?", "calm"), ("What does Sam eat?", "rice")]
+    examples = [chat(q, a) for q, a in pairs]
+    model = micro(block=64)
+    before = sft.generate_answers(model, TOK, examples, max_new_tokens=12)
+    assert sum(p == a for p, (_, a) in zip(before, pairs)) == 0
+    config = TrainConfig(max_steps=150, batch_size=8, lr=1e-2, warmup_steps=5, eval_interval=0,
+                         progress=False, device="cpu")
+    trainer = sft.finetune(model, TOK, examples, config=config)
+    losses = trainer.history.train_loss
+    assert losses[-1] < 0.2 * losses[0]
+    after = sft.generate_answers(model.eval(), TOK, examples, max_new_tokens=12)
+    assert sum(p == a for p, (_, a) in zip(after, pairs)) >= 7, after
+
+
+# ---------------------------------------------------------------- generation
+
+
+def test_batched_left_padded_generation_equals_one_prompt_at_a_time():
+    model = micro().eval()
+    examples = data.sft_examples("val", n_per_family=2)
+    batched = sft.generate_answers(model, TOK, examples, max_new_tokens=10, batch_size=12)
+    single = [sft.generate_answers(model, TOK, [ex], max_new_tokens=10)[0] for ex in examples]
+    assert batched == single
+
+
+def test_reference_answer_is_dropped_not_used_as_context():
+    model = micro().eval()
+    with_answer = sft.generate_answers(model, TOK, [chat("Who likes tea?", "Mia")], max_new_tokens=8)
+    without = sft.generate_answers(model, TOK, [chat("Who likes tea?")], max_new_tokens=8)
+    assert with_answer == without
+
+
+def test_prompt_longer_than_the_context_is_refused():
+    model = micro(block=32).eval()
+    with pytest.raises(ValueError, match=r"A prompt is \d+ tokens long; the model's context is 32\. Shorten it"):
+        sft.generate_answers(model, TOK, [chat("x" * 40)])
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+class Scripted:
+    """Stands in for generate_answers: replies from a function of the example."""
+
+    def __init__(self, reply):
+        self.reply = reply
+
+    def __call__(self, model, tokenizer, examples, max_new_tokens):
+        return [self.reply(ex) for ex in examples]
+
+
+def test_evaluate_tasks_scores_exactly(monkeypatch):
+    examples = data.sft_examples("test", n_per_family=10)
+    model = micro()
+    # Perfect answers: every family 100%, every reply well formed.
+    monkeypatch.setattr(sft, "generate_answers", Scripted(lambda ex: f" {ex.answer} "))
+    report = sft.evaluate_tasks(model, TOK, examples, with_loss=False)
+    assert report.overall == 1.0 and report.form_overall == 1.0
+    assert report.per_family == {f: 1.0 for f in data.TASK_FAMILIES}
+    assert report.counts == {f: 10 for f in data.TASK_FAMILIES}
+    assert report.response_loss is None and report.mistakes() == []
+    # "1" to everything: right only where the answer is 1, well formed only where a number fits.
+    monkeypatch.setattr(sft, "generate_answers", Scripted(lambda ex: "1"))
+    report = sft.evaluate_tasks(model, TOK, examples, with_loss=False)
+    for family in data.TASK_FAMILIES:
+        rows = [ex for ex in examples if ex.family == family]
+        assert report.per_family[family] == sum(ex.answer == "1" for ex in rows) / 10
+        assert report.form[family] == sum(data.well_formed(family, "1", ex.answer) for ex in rows) / 10
+    assert report.form["arithmetic"] == 1.0 and report.form["translate"] == 0.0
+    assert report.overall == pytest.approx(sum(ex.answer == "1" for ex in examples) / 60)
+    wrong = report.mistakes("qa", limit=3)
+    assert len(wrong) == 3 and all(r["family"] == "qa" and not r["correct"] for r in wrong)
+    assert "right form" in report.table() and "overall" in report.table()
+
+
+def test_response_loss_is_cross_entropy_on_assistant_tokens_only():
+    examples = data.sft_examples("val", n_per_family=3)
+    model = micro().eval()
+    report = sft.evaluate_tasks(model, TOK, examples, max_new_tokens=4)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ex in examples:
+            ids, mask = render_conversation(TOK, ex.messages)
+            ids, mask = torch.tensor(ids), torch.tensor(mask)
+            logits, _ = model(ids[None, :-1])  # (1, T-1, V): predictions for tokens 1..T-1
+            trained = mask[1:].bool()  # the loss mask belongs to the predicted token
+            losses = F.cross_entropy(logits[0], ids[1:], reduction="none")
+            total += float(losses[trained].sum())
+            count += int(trained.sum())
+    assert report.response_loss == pytest.approx(total / count, rel=1e-4)
+
+
+def test_evaluate_tasks_errors():
+    with pytest.raises(ValueError, match="got no examples"):
+        sft.evaluate_tasks(micro(), TOK, [])
+    with pytest.raises(ValueError, match="split"):
+        sft.evaluate_tasks(micro(), TOK, "tset")
+
+
+# ---------------------------------------------------------------- right form
+
+
+def test_every_reference_answer_is_well_formed():
+    for split in data.SFT_SPLITS:
+        for ex in data.sft_examples(split, n_per_family=100):
+            assert data.well_formed(ex.family, ex.answer, ex.answer), (split, ex.family, ex.answer)
+
+
+@pytest.mark.parametrize(
+    "family, prediction, answer, expected",
+    [
+        ("qa", "Lucy", "Mia", True),  # wrong person, but a person
+        ("qa", " Lucy\n", "Mia", True),  # surrounding whitespace is ignored, as in score
+        ("qa", "Lucyy", "Mia", False),  # not a name the world has
+        ("qa", "Lucy likes to swim. She", "Mia", False),  # a continued story
+        ("qa", "the farm", "the forest", True),
+        ("qa", "farm", "the forest", False),  # places keep "the"
+        ("qa", "milk", "red", False),  # a food where a colour was asked for
+        ("qa", "", "Mia", False),
+        ("sentiment", "cake", "pears", True),
+        ("sentiment", "appples", "pears", False),
+        ("entities", "Tom (person), the park (place)", "Mia (person)", True),
+        ("entities", "Tom (place)", "Mia (person)", False),  # a person labelled a place
+        ("entities", "Oma (person)", "Mia (person)", False),
+        ("entities", "Mia (person) the park (place)", "Mia (person)", False),
+        ("translate", "米娅有一只猫。", "汤姆很平静。", True),
+        ("translate", "米娅有一只猫", "汤姆很平静。", False),  # no full stop
+        ("translate", "Mia 有一只猫。", "汤姆很平静。", False),
+        ("arithmetic", "12", "8", True),
+        ("arithmetic", "08", "8", False),
+        ("arithmetic", "eight", "8", False),
+        ("strings", "abcde", "cnstz", True),  # reversed: letters of the same length
+        ("strings", "abcd", "cnstz", False),
+        ("strings", "RED HAT", "BIG CUP", True),
+        ("strings", "red hat", "BIG CUP", False),
+        ("strings", "3", "5", True),
+    ],
+)
+def test_well_formed_examples(family, prediction, answer, expected):
+    assert data.well_formed(family, prediction, answer) is expected
+
+
+def test_well_formed_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown task family 'q'; use one of qa"):
+        data.well_formed("q", "Mia", "Mia")
+    with pytest.raises(TypeError, match="prediction must be a str .*pass the decoded text"):
+        data.well_formed("qa", 3, "Mia")
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_conversation_without_an_assistant_turn():
+    with pytest.raises(ValueError, match="example 1: .*no assistant message, so there is nothing to train on"):
+        sft.finetune(micro(), TOK, [chat("a", "b"), chat("no answer here")],
+                     config=TrainConfig(max_steps=1, progress=False))
+
+
+def test_over_long_conversation():
+    with pytest.raises(ValueError, match=r"example 0: the conversation is \d+ tokens long but max_len is 64: shorten"):
+        sft.finetune(micro(block=64), TOK, [chat("x" * 80, "y")], config=TrainConfig(max_steps=1, progress=False))
+
+
+def test_empty_dataset():
+    with pytest.raises(ValueError, match="got no examples.*pass a non-empty list"):
+        sft.finetune(micro(), TOK, [], config=TrainConfig(max_steps=1, progress=False))
+
+
+def test_model_vocabulary_without_the_chat_tokens():
+    model = micro(vocab=TOK.vocab_size - 3)
+    with pytest.raises(ValueError, match=r"model's vocabulary has only \d+, so chat tokens would be out of "
+                                         r"range\. Build the model with vocab_size=tokenizer\.vocab_size"):
+        sft.finetune(model, TOK, [chat("a", "b")], config=TrainConfig(max_steps=1, progress=False))
+    with pytest.raises(ValueError, match="chat tokens would be out of range"):
+        sft.generate_answers(model, TOK, [chat("a")])
