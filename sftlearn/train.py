@@ -239,6 +239,7 @@ class Trainer:
         self._best_state: dict | None = None
         self._order: torch.Tensor | None = None
         self._step_start: tuple | None = None  # set while a step is in progress
+        self._saved_step: int | None = None  # the step of the last checkpoint written
         self._peak = peak_flops(self.device, self.precision.name)
 
     # ------------------------------------------------------------------- data
@@ -407,8 +408,8 @@ class Trainer:
             self.should_stop = True
         finally:
             bar.close()
-        if cfg.checkpoint_dir and self.step > 0:
-            self.save_checkpoint()
+        if cfg.checkpoint_dir and self.step > 0 and self._saved_step != self.step:
+            self.save_checkpoint()  # unless the interval just saved this very step
         if cfg.restore_best and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
         for cb in self.callbacks:
@@ -509,6 +510,7 @@ class Trainer:
                 self.config.checkpoint_dir, self.step, self.model, self.state_dict()
             )
         distributed.barrier()
+        self._saved_step = self.step
         return folder
 
     def load_checkpoint(self, folder) -> None:
@@ -541,6 +543,7 @@ class Trainer:
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
+        self._saved_step = self.step  # this step is on disk already
         self.epoch = state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
         self._order = None

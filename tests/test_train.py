@@ -198,6 +198,23 @@ def test_resume_continues_bit_identically(tmp_path):
     assert history.train_loss == full.train_loss  # exact, not approximate
 
 
+def test_each_step_is_checkpointed_once(tmp_path, monkeypatch):
+    # max_steps is a multiple of the interval: the interval's save of step 6 is the final one,
+    # so the end of fit() must not write step 6 a second time.
+    from sftlearn import checkpoint
+
+    saved = []
+    real = checkpoint.save_training_checkpoint
+    monkeypatch.setattr(checkpoint, "save_training_checkpoint",
+                        lambda folder, step, *a: saved.append(step) or real(folder, step, *a))
+    make_trainer(fresh_model(), cyclic_blocks(), max_steps=6, checkpoint_dir=str(tmp_path),
+                 checkpoint_interval=3).fit()
+    assert saved == [3, 6]
+    # A resumed run that has nothing left to do writes nothing either.
+    make_trainer(fresh_model(), cyclic_blocks(), max_steps=6, checkpoint_dir=str(tmp_path)).fit(resume=True)
+    assert saved == [3, 6]
+
+
 def test_resume_refuses_a_different_model(tmp_path):
     make_trainer(fresh_model(), cyclic_blocks(), max_steps=2, checkpoint_dir=str(tmp_path)).fit()
     other = GPT(GPTConfig.preset("micro", vocab_size=VOCAB, block_size=64, n_layer=3))
