@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import load_model, load_tokenizer_from, save_model, write_json
 from .config import GPTConfig
 from .train import TrainConfig, Trainer
@@ -128,7 +128,11 @@ def base_model(name: str = "tiny-base", rebuild: bool = False, progress: bool = 
     if progress:
         print(f"Building {name!r} (first use; it is cached in {path.parent} afterwards)...")
     model, tokenizer, trainer = pretrain(name, progress=progress, device=device)
-    store(name, model, tokenizer, trainer.history)
+    # Under torchrun every process trained the same model together: one writes the cache, and
+    # the others wait until it is complete, so none reads a half-written folder.
+    if trainer.is_main:
+        store(name, model, tokenizer, trainer.history)
+    distributed.barrier()
     return model, tokenizer
 
 
@@ -143,12 +147,16 @@ def store(name: str, model, tokenizer, history=None) -> Path:
         save_model(model, tmp, tokenizer)
         if history is not None:
             write_json(tmp / "history.json", history.to_dict())
+        # A folder cannot be renamed over a non-empty one: move the old one aside first, so
+        # the name points to a complete model at every moment but one rename apart.
+        old = path.with_name(tmp.name + ".old")
         if path.exists():
-            shutil.rmtree(path)
+            os.replace(path, old)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for leftover in (tmp, path.with_name(tmp.name + ".old")):
+            if leftover.exists():
+                shutil.rmtree(leftover)
     return path
 
 

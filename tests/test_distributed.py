@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from sftlearn import checkpoint as ckpt
-from sftlearn import distributed
+from sftlearn import distributed, zoo
 from sftlearn.config import GPTConfig
 from sftlearn.model import GPT
 from sftlearn.train import TrainConfig, Trainer
@@ -79,10 +79,18 @@ def worker(out_dir: Path) -> None:
 
     ckpt.save_training_checkpoint = counting_save
     trainer, grads = run(PER_RANK, checkpoint_dir=str(out_dir / "checkpoints"), progress=True)
+
+    # Building a zoo model under torchrun: the processes train it together, one caches it.
+    stores = []
+    original_store = zoo.store
+    zoo.store = lambda *args, **kwargs: stores.append(args[0]) or original_store(*args, **kwargs)
+    os.environ[zoo.ENV_CACHE] = str(out_dir / "cache")
+    zoo_model, _ = zoo.base_model("micro-base", progress=False, device="cpu")
     torch.save({"state": trainer.model.state_dict(), "history": asdict(trainer.history),
                 "grads": grads,
                 "saves": saves, "world": distributed.world_size(), "device": str(trainer.device),
-                "is_ddp": trainer.parallel_model is not trainer.model},
+                "is_ddp": trainer.parallel_model is not trainer.model,
+                "zoo_stores": stores, "zoo_state": zoo_model.state_dict()},
                out_dir / f"rank{distributed.rank()}.pt")
 
 
@@ -140,10 +148,22 @@ def test_two_processes_end_with_the_weights_of_one(ddp_run):
 
 def test_only_rank_0_writes_checkpoints_and_shows_progress(ddp_run):
     ranks, stderr, out = ddp_run
-    assert ranks[0]["saves"] == [2, 4, 4] and ranks[1]["saves"] == []  # every 2 steps + the end
+    assert ranks[0]["saves"] == [2, 4] and ranks[1]["saves"] == []  # every 2 steps; 4 is the end
     assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == [
         "step-0000002", "step-0000004"]
     assert "training" in stderr[0] and "training" not in stderr[1]
+
+
+def test_a_zoo_model_built_under_torchrun_is_cached_once(ddp_run):
+    ranks, _, out = ddp_run
+    assert ranks[0]["zoo_stores"] == ["micro-base"] and ranks[1]["zoo_stores"] == []
+    for name, tensor in ranks[0]["zoo_state"].items():
+        assert torch.equal(tensor, ranks[1]["zoo_state"][name]), name
+    folders = [p.name for p in (out / "cache").iterdir()]
+    assert len(folders) == 1 and folders[0].startswith("micro-base-")  # no temporary leftovers
+    cached = ckpt.load_model(out / "cache" / folders[0])
+    for name, tensor in cached.state_dict().items():
+        assert torch.equal(tensor, ranks[0]["zoo_state"][name]), name
 
 
 def test_a_checkpoint_of_two_processes_does_not_resume_in_one(ddp_run, tmp_path):

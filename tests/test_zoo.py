@@ -53,6 +53,30 @@ def test_store_puts_a_model_where_base_model_finds_it(quick_zoo):
     assert not list(quick_zoo.glob(".quick-base*")), "no temporary folder is left behind"
 
 
+def test_storing_again_replaces_the_model_and_a_failed_store_keeps_the_old_one(quick_zoo, monkeypatch):
+    model, tok, trainer = zoo.pretrain("quick-base", progress=False)
+    zoo.store("quick-base", model, tok)
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)
+    zoo.store("quick-base", model, tok)  # over the existing folder
+    assert _same_weights(model, zoo.base_model("quick-base", progress=False)[0])
+    assert [p.name for p in quick_zoo.iterdir()] == [zoo.cached_path("quick-base").name]
+
+    def broken_save(model, folder, tokenizer=None):
+        (folder / "model.safetensors").write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(zoo, "save_model", broken_save)
+    stored = model.lm_head.weight.detach().clone()
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        zoo.store("quick-base", model, tok)
+    kept, _ = zoo.base_model("quick-base", progress=False)  # the previous model, whole
+    assert torch.equal(kept.lm_head.weight, stored)
+    assert [p.name for p in quick_zoo.iterdir()] == [zoo.cached_path("quick-base").name]
+
+
 def test_a_changed_recipe_never_loads_stale_weights(quick_zoo, monkeypatch):
     zoo.base_model("quick-base", progress=False)
     old = zoo.cached_path("quick-base")
