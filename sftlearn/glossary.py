@@ -460,6 +460,10 @@ GLOSSARY: list[Term] = [
        "generalization"),
     _t("early stopping", "早停", 9,
        "Stopping training (and keeping the best checkpoint) once the validation loss stops improving.",),
+    _t("transfer learning", "迁移学习", 9,
+       "Reusing what a model learned on one task or data set (e.g. pretraining) as the starting point for another.",),
+    _t("learning curve", "学习曲线", 9,
+       "A model's score plotted against the amount of training data (or training); it shows whether more data would help.",),
     # ----- 10 lightweight fine-tuning
     _t("full fine-tuning", "全参数微调", 10,
        "Fine-tuning in which every parameter of the model is updated.",),

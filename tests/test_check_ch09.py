@@ -1,0 +1,458 @@
+"""Tests of the chapter 09 checks (sftlearn.check.ch09): right answers, typical wrong ones,
+unfinished stubs, answers of the wrong kind; and that the checks' references agree with the
+package's chat template, SFT dataset and collate, and with a hand-written scorer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sftlearn.check import CheckFailure, ch09
+from sftlearn.data import score
+from sftlearn.datasets import SFTDataset, collate, render_conversation
+from sftlearn.model import IGNORE_INDEX
+from sftlearn.tokenizer import CharTokenizer
+from conftest import failure_of, stub
+
+CHECKS = [ch09.check_loss_mask, ch09.check_collate, ch09.check_exact_match, ch09.check_make_item]
+TOK = CharTokenizer.from_world()
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_a_stub_is_not_done_yet(check, capsys, monkeypatch):
+    monkeypatch.delenv("SFTLEARN_GRADING", raising=False)
+    check(stub)
+    assert "not done yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_a_stub_fails_when_grading(check, monkeypatch):
+    monkeypatch.setenv("SFTLEARN_GRADING", "1")
+    assert failure_of(check, stub).message == "not done yet."
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_passing_a_value_instead_of_the_function(check):
+    assert "expected a function" in failure_of(check, [0, 1]).message
+
+
+def _crash(*args):
+    return 1 / 0
+
+
+@pytest.mark.parametrize("check", CHECKS)
+@pytest.mark.parametrize(
+    "answer",
+    [_crash, lambda *a: None, lambda *a: "text", lambda *a: torch.full((3, 3), math.nan),
+     lambda *a: torch.zeros(2, 3, 5, 7), lambda *a: object(), lambda: 0],
+    ids=["crashes", "None", "string", "NaN", "wrong shape", "object", "no arguments"],
+)
+def test_wrong_kinds_of_answer_fail_plainly(check, answer):
+    """Whatever comes back, the check answers with its own short message, never a crash."""
+    failure = failure_of(check, answer)
+    assert len(failure.message) > 20 and "Traceback" not in str(failure)
+    if answer is _crash:
+        assert "ZeroDivisionError" in failure.message
+
+
+def test_failures_name_the_check():
+    failure = failure_of(ch09.check_loss_mask, lambda ids, tok: [1] * len(ids))
+    assert isinstance(failure, CheckFailure) and str(failure).startswith("✗ loss_mask: ")
+
+
+# ------------------------------------------------------------------------------ loss mask
+
+
+def test_the_reference_mask_equals_render_conversation_on_real_data():
+    """The checker's own mask (a state machine over the ids) agrees with the package's renderer,
+    on the checker's conversations and on examples of every task family."""
+    from sftlearn.data import sft_examples
+
+    for _, ids, mask in ch09._rendered():
+        assert ch09.reference_loss_mask(ids, TOK) == mask
+    for ex in sft_examples("train", n_per_family=3):
+        ids, mask = render_conversation(TOK, ex.messages)
+        assert ch09.reference_loss_mask(ids, TOK) == mask
+        assert sum(mask) == len(ex.answer) + 1  # the reply's characters and its <|end|>
+
+
+def right_mask(ids, tokenizer):
+    mask, speaker = [], None
+    for token in ids:
+        if token in (tokenizer.user_id, tokenizer.assistant_id):
+            speaker = token
+            mask.append(0)
+        elif token == tokenizer.end_id:
+            mask.append(int(speaker == tokenizer.assistant_id))
+            speaker = None
+        elif token in (tokenizer.bos_id, tokenizer.eos_id):
+            mask.append(0)
+        else:
+            mask.append(int(speaker == tokenizer.assistant_id))
+    return mask
+
+
+def test_loss_mask_right(capsys):
+    ch09.check_loss_mask(right_mask)
+    ch09.check_loss_mask(lambda ids, t: torch.tensor(right_mask(ids, t)))  # a tensor is fine
+    ch09.check_loss_mask(lambda ids, t: [bool(m) for m in right_mask(ids, t)])  # so are booleans
+    assert capsys.readouterr().out.count("✓ loss_mask: correct on 5 conversations") == 3
+
+
+def _mask_variant(change):
+    """right_mask, then ``change(ids, tokenizer, mask)`` applied to it."""
+    def answer(ids, tokenizer):
+        return change(list(ids), tokenizer, right_mask(ids, tokenizer))
+    return answer
+
+
+def _without_closing_end(ids, t, mask):
+    return [0 if (i == t.end_id) else m for i, m in zip(ids, mask)]
+
+
+def _with_role_token(ids, t, mask):
+    return [1 if i == t.assistant_id else m for i, m in zip(ids, mask)]
+
+
+def _every_end(ids, t, mask):
+    return [1 if i == t.end_id else m for i, m in zip(ids, mask)]
+
+
+def _with_eos(ids, t, mask):
+    return [1 if i == t.eos_id else m for i, m in zip(ids, mask)]
+
+
+def _first_turn_only(ids, t, mask):
+    out, done = [], False
+    for i, m in zip(ids, mask):
+        out.append(0 if done else m)
+        done = done or (m == 1 and i == t.end_id)
+    return out
+
+
+def _everything_after_assistant(ids, t, mask):
+    start = ids.index(t.assistant_id)
+    return [1 if k > start and i != t.eos_id else 0 for k, i in enumerate(ids)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (_mask_variant(_without_closing_end), "the <|end|> that closes the reply is not trained, so the model never learns to stop"),
+        (_mask_variant(_with_role_token), "the <|assistant|> token itself is marked as trained"),
+        (_mask_variant(_every_end), "the user's <|end|> is trained too"),
+        (_mask_variant(_with_eos), "the <|eos|> at the very end is trained"),
+        (lambda ids, t: [1] * len(ids), "every token is trained: this is no mask at all"),
+        (_mask_variant(lambda ids, t, m: [1 - x for x in m]), "it is inverted: the prompt is trained"),
+        (_mask_variant(lambda ids, t, m: m[1:] + [0]), "it is shifted one position to the left"),
+        (_mask_variant(lambda ids, t, m: [0] + m[:-1]), "it is shifted one position to the right"),
+        (_mask_variant(_first_turn_only), "only the first assistant turn is trained"),
+        (_mask_variant(_everything_after_assistant), "everything after the first <|assistant|> is trained"),
+    ],
+)
+def test_loss_mask_mistakes(answer, words):
+    assert words in failure_of(ch09.check_loss_mask, answer).message
+
+
+def test_loss_mask_wrong_length_values_and_type():
+    failure = failure_of(ch09.check_loss_mask, lambda ids, t: right_mask(ids, t)[:-1])
+    assert failure.message.startswith("loss_mask on a one-turn conversation has shape (31,) but should "
+                                      "have shape (32,).")
+    failure = failure_of(ch09.check_loss_mask, lambda ids, t: [2 * m for m in right_mask(ids, t)])
+    assert "contains 2; a loss mask holds only 0 and 1" in failure.message
+    failure = failure_of(ch09.check_loss_mask, lambda ids, t: [float(m) for m in right_mask(ids, t)])
+    assert "holds torch.float32 values but should hold integers" in failure.message
+
+
+def test_loss_mask_gets_a_copy_of_the_ids():
+    """A function that changes the list it is given cannot change the checker's ids."""
+    def destructive(ids, tokenizer):
+        mask = right_mask(ids, tokenizer)
+        ids.clear()
+        return mask
+
+    ch09.check_loss_mask(destructive)
+
+
+# -------------------------------------------------------------------------------- collate
+
+
+def right_collate(items, pad_id):
+    B, T = len(items), max(len(i["input_ids"]) for i in items)
+    out = {"input_ids": torch.full((B, T), pad_id), "targets": torch.full((B, T), IGNORE_INDEX),
+           "attention_mask": torch.zeros(B, T, dtype=torch.long)}
+    for b, item in enumerate(items):
+        L = len(item["input_ids"])
+        out["input_ids"][b, :L] = item["input_ids"]
+        out["targets"][b, :L] = item["targets"]
+        out["attention_mask"][b, :L] = 1
+    return out
+
+
+def test_the_reference_collate_is_the_package_collate_and_trains_nothing_on_padding():
+    """The reference is the package's collate (plus a mask when nothing is padded), and padding
+    changes neither the loss nor the real positions' logits of a real model."""
+    from sftlearn.config import GPTConfig
+    from sftlearn.data import sft_examples
+    from sftlearn.model import GPT
+
+    for _, items, pad_id in ch09._collate_cases():
+        batch = ch09.reference_collate(items, pad_id)
+        package = collate(items, pad_id)
+        for key in package:
+            assert torch.equal(batch[key], package[key])
+        assert torch.equal(batch["input_ids"], right_collate(items, pad_id)["input_ids"])
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=256, n_layer=1, n_head=2, n_embd=16)).eval()
+    data = SFTDataset(sft_examples("train", n_per_family=1, families=["strings", "qa"]), TOK, 256)
+    batch = ch09.reference_collate([data[0], data[1]], TOK.pad_id)
+    with torch.no_grad():
+        _, padded_loss = model(batch["input_ids"], targets=batch["targets"],
+                               attention_mask=batch["attention_mask"])
+        logits = [model(data[i]["input_ids"][None])[0][0] for i in range(2)]
+    targets = torch.cat([data[0]["targets"], data[1]["targets"]])
+    alone = F.cross_entropy(torch.cat(logits), targets, ignore_index=IGNORE_INDEX)
+    assert torch.allclose(padded_loss, alone, atol=1e-5)
+
+
+def test_collate_right(capsys):
+    ch09.check_collate(right_collate)
+    def bool_mask(items, pad_id):
+        out = right_collate(items, pad_id)
+        out["attention_mask"] = out["attention_mask"].bool()
+        return out
+    ch09.check_collate(bool_mask)
+    assert capsys.readouterr().out.count("✓ collate: correct on 4 batches") == 2
+
+
+def _collate_variant(**changes):
+    """right_collate with some tensors replaced by ``fn(items, pad_id, right)``."""
+    def answer(items, pad_id):
+        out = right_collate(items, pad_id)
+        for key, fn in changes.items():
+            out[key] = fn(items, pad_id, out)
+        return out
+    return answer
+
+
+def _pad_with(key, value_of):
+    def fn(items, pad_id, out):
+        return torch.where(out["attention_mask"].bool(), out[key], torch.full_like(out[key], value_of(pad_id)))
+    return fn
+
+
+def left_collate(items, pad_id):
+    B, T = len(items), max(len(i["input_ids"]) for i in items)
+    out = {"input_ids": torch.full((B, T), pad_id), "targets": torch.full((B, T), IGNORE_INDEX),
+           "attention_mask": torch.zeros(B, T, dtype=torch.long)}
+    for b, item in enumerate(items):
+        L = len(item["input_ids"])
+        out["input_ids"][b, T - L:] = item["input_ids"]
+        out["targets"][b, T - L:] = item["targets"]
+        out["attention_mask"][b, T - L:] = 1
+    return out
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (_collate_variant(targets=_pad_with("targets", lambda pad_id: pad_id)),
+         "'targets' is wrong: the padded targets are pad_id (0) instead of -100"),
+        (_collate_variant(input_ids=_pad_with("input_ids", lambda pad_id: 0)),
+         "with pad_id 3: 'input_ids' is wrong: the padding is 0 instead of pad_id"),
+        (_collate_variant(attention_mask=lambda items, pad_id, out: 1 - out["attention_mask"]),
+         "'attention_mask' is wrong: it is inverted"),
+        (_collate_variant(attention_mask=lambda items, pad_id, out: torch.ones_like(out["attention_mask"])),
+         "'attention_mask' is wrong: it marks every position as real"),
+        (left_collate, "'input_ids' is wrong: it pads on the left"),
+    ],
+)
+def test_collate_mistakes(answer, words):
+    assert words in failure_of(ch09.check_collate, answer).message
+
+
+def test_collate_pads_targets_with_zero():
+    def zeros(items, pad_id):
+        out = right_collate(items, pad_id)
+        out["targets"] = torch.where(out["attention_mask"].bool(), out["targets"], torch.zeros_like(out["targets"]))
+        return out
+
+    # pad_id is 0 in the first batch, so the first sentence names pad_id; both say what to do
+    failure = failure_of(ch09.check_collate, zeros)
+    assert "instead of -100" in failure.message and "-100 (IGNORE_INDEX)" in failure.hint
+
+
+def test_collate_wrong_shapes_keys_and_types():
+    def to_fixed_length(items, pad_id):
+        out = right_collate(items, pad_id)
+        return {k: F.pad(v, (0, 20 - v.shape[1]), value=0) for k, v in out.items()}
+
+    failure = failure_of(ch09.check_collate, to_fixed_length)
+    assert "'input_ids' has shape (3, 20) but should have shape (3, 13)" in failure.message
+    failure = failure_of(ch09.check_collate, lambda items, pad_id: {
+        k: v for k, v in right_collate(items, pad_id).items() if k != "attention_mask"})
+    assert failure.message == ("collate on three items of lengths 10, 7 and 13 (pad_id 0): the dict has "
+                               "no key 'attention_mask' (it has ['input_ids', 'targets']).")
+    failure = failure_of(ch09.check_collate, lambda items, pad_id: tuple(right_collate(items, pad_id).values()))
+    assert "should return a dict with keys ['input_ids', 'targets', 'attention_mask']" in failure.message
+    failure = failure_of(ch09.check_collate, lambda items, pad_id: {
+        k: v.float() for k, v in right_collate(items, pad_id).items()})
+    assert "'input_ids' holds torch.float32 values but should hold integers" in failure.message
+    failure = failure_of(ch09.check_collate, lambda items, pad_id: {
+        k: v.tolist() for k, v in right_collate(items, pad_id).items()})
+    assert "'input_ids' should be a tensor" in failure.message
+
+
+# ---------------------------------------------------------------------------- exact match
+
+
+def right_exact_match(predictions, answers):
+    if len(predictions) != len(answers) or not answers:
+        raise ValueError("one prediction per answer, and at least one")
+    return sum(p.strip() == a.strip() for p, a in zip(predictions, answers)) / len(answers)
+
+
+def test_the_reference_scorer_is_data_score_and_an_independent_count():
+    for _, predictions, answers in ch09.EXACT_MATCH_CASES:
+        want = ch09.reference_exact_match(predictions, answers)
+        assert want == right_exact_match(predictions, answers)
+        assert want == sum(score("strings", p, a) for p, a in zip(predictions, answers)) / len(answers)
+    with pytest.raises(ValueError):
+        ch09.reference_exact_match(["a"], [])
+
+
+def test_exact_match_right(capsys):
+    ch09.check_exact_match(right_exact_match)
+    ch09.check_exact_match(lambda p, a: torch.tensor(right_exact_match(p, a)))  # a 0-d tensor is fine
+    assert capsys.readouterr().out.count("✓ exact_match: correct on 6 sets of replies") == 2
+
+
+def _scorer(equal, checked=True):
+    """A scorer with a different comparison (and the length checks, unless checked=False)."""
+    def answer(predictions, answers):
+        if checked and (len(predictions) != len(answers) or not answers):
+            raise ValueError("lengths differ or nothing to score")
+        return sum(equal(p, a) for p, a in zip(predictions, answers)) / len(answers)
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (_scorer(lambda p, a: p == a), "surrounding whitespace is not stripped"),
+        (_scorer(lambda p, a: p.strip().lower() == a.strip().lower()), "it ignores case"),
+        (_scorer(lambda p, a: a.strip() in p), "a reply that merely contains the answer counts"),
+        (_scorer(lambda p, a: p.strip().startswith(a.strip())), "a reply that merely starts with the answer counts"),
+        (_scorer(lambda p, a: "".join(p.split()) == "".join(a.split())), "it removes the spaces inside answers too"),
+        (_scorer(lambda p, a: p.strip().rstrip("。.") == a.strip().rstrip("。.")), "it ignores a final full stop"),
+        (_scorer(lambda p, a: p.lstrip() == a.lstrip()), "it strips whitespace on the left only"),
+        (_scorer(lambda p, a: p.rstrip() == a.rstrip()), "it strips whitespace on the right only"),
+        (lambda p, a: sum(x.strip() == y.strip() for x, y in zip(p, a)), "it returns the number of matches"),
+        (lambda p, a: 100 * right_exact_match(p, a), "it returns a percentage"),
+    ],
+)
+def test_exact_match_mistakes(answer, words):
+    assert words in failure_of(ch09.check_exact_match, answer).message
+
+
+def test_exact_match_must_refuse_lists_of_different_lengths_and_empty_lists():
+    failure = failure_of(ch09.check_exact_match, _scorer(lambda p, a: p.strip() == a.strip(), checked=False))
+    assert failure.message.startswith("exact_match on 2 predictions and 1 answer returned 1.0 instead of "
+                                      "raising ValueError.")
+
+    def only_lengths(predictions, answers):
+        if len(predictions) != len(answers):
+            raise ValueError("lengths differ")
+        return right_exact_match(predictions, answers) if answers else 0.0
+
+    assert failure_of(ch09.check_exact_match, only_lengths).message.startswith(
+        "exact_match on empty lists returned 0.0 instead of raising ValueError.")
+
+    def silent(predictions, answers):
+        if len(predictions) != len(answers) or not answers:
+            raise ValueError
+        return right_exact_match(predictions, answers)
+
+    assert "raises ValueError, but with no message" in failure_of(ch09.check_exact_match, silent).message
+
+    def divides_by_zero(predictions, answers):
+        if len(predictions) != len(answers):
+            raise ValueError("lengths differ")
+        return sum(p.strip() == a.strip() for p, a in zip(predictions, answers)) / len(answers)
+
+    failure = failure_of(ch09.check_exact_match, divides_by_zero)
+    assert failure.message.startswith("exact_match on empty lists raised ZeroDivisionError; it should "
+                                      "raise ValueError")
+
+
+def test_exact_match_other_wrong_number():
+    failure = failure_of(ch09.check_exact_match, lambda p, a: 0.3)
+    assert failure.message == "exact_match on names is 0.3, but should be 0.5."
+
+
+# ------------------------------------------------------------------------------ make_item
+
+
+def test_the_reference_item_is_what_sft_dataset_trains_on():
+    from sftlearn.data import sft_examples
+
+    examples = sft_examples("train", n_per_family=2)
+    dataset = SFTDataset(examples, TOK, 256)
+    for k, ex in enumerate(examples):
+        ids, mask = render_conversation(TOK, ex.messages)
+        item = ch09.reference_make_item(ids, mask)
+        assert torch.equal(item["input_ids"], dataset[k]["input_ids"])
+        assert torch.equal(item["targets"], dataset[k]["targets"])
+
+
+def right_item(ids, mask):
+    targets = [ids[t + 1] if mask[t + 1] else -100 for t in range(len(ids) - 1)]
+    return {"input_ids": torch.tensor(ids[:-1]), "targets": torch.tensor(targets)}
+
+
+def test_make_item_right(capsys):
+    ch09.check_make_item(right_item)
+    ch09.check_make_item(lambda ids, mask: {k: v.tolist() for k, v in right_item(ids, mask).items()})
+    assert capsys.readouterr().out.count("✓ make_item: correct on 5 conversations") == 2
+
+
+def _item(inputs, targets):
+    return lambda ids, mask: {"input_ids": torch.tensor(inputs(ids, mask)), "targets": torch.tensor(targets(ids, mask))}
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (_item(lambda i, m: i[:-1], lambda i, m: [x if k else -100 for x, k in zip(i, m)][:-1]),
+         "'targets' is wrong: the targets are not shifted"),
+        (_item(lambda i, m: i[:-1], lambda i, m: [i[t + 1] if m[t] else -100 for t in range(len(i) - 1)]),
+         "the mask is read at the input position t instead of at the target position t+1"),
+        (_item(lambda i, m: i[:-1], lambda i, m: i[1:]), "every target is trained: the prompt is not masked"),
+        (_item(lambda i, m: i[:-1], lambda i, m: [i[t + 1] if m[t + 1] else 0 for t in range(len(i) - 1)]),
+         "the ignored targets are 0 instead of -100"),
+        (_item(lambda i, m: i[:-1], lambda i, m: [-100 if m[t + 1] else i[t + 1] for t in range(len(i) - 1)]),
+         "the mask is inverted"),
+        (_item(lambda i, m: i[1:], lambda i, m: [i[t + 1] if m[t + 1] else -100 for t in range(len(i) - 1)]),
+         "'input_ids' is wrong: it is shifted the wrong way"),
+    ],
+)
+def test_make_item_mistakes(answer, words):
+    assert words in failure_of(ch09.check_make_item, answer).message
+
+
+def test_make_item_without_slicing_off_the_last_token():
+    unsliced = _item(lambda i, m: i, lambda i, m: [x if k else -100 for x, k in zip(i, m)])
+    failure = failure_of(ch09.check_make_item, unsliced)
+    assert failure.message.startswith("make_item on a one-turn conversation: 'input_ids' has 32 entries, "
+                                      "as many as the conversation; it should have 31.")
+
+
+def test_make_item_wrong_container():
+    failure = failure_of(ch09.check_make_item, lambda ids, mask: (ids[:-1], ids[1:]))
+    assert "should return a dict with keys 'input_ids' and 'targets'" in failure.message
+    failure = failure_of(ch09.check_make_item, lambda ids, mask: {"inputs": ids[:-1], "labels": ids[1:]})
+    assert failure.message == ("make_item on a one-turn conversation: the dict has no key 'input_ids' "
+                               "(it has ['inputs', 'labels']).")
