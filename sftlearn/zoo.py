@@ -143,18 +143,23 @@ def store(name: str, model, tokenizer, history=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Save into a temporary folder, then rename: another process never sees half a model.
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    # A folder cannot be renamed over a non-empty one: the previous model is moved aside first,
+    # so the name points to a complete model at every moment but one rename apart.
+    previous = tmp.with_name(tmp.name + ".old")
     try:
         save_model(model, tmp, tokenizer)
         if history is not None:
             write_json(tmp / "history.json", history.to_dict())
-        # A folder cannot be renamed over a non-empty one: move the old one aside first, so
-        # the name points to a complete model at every moment but one rename apart.
-        old = path.with_name(tmp.name + ".old")
         if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
+            os.replace(path, previous)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if previous.exists():
+                os.replace(previous, path)  # the new model did not arrive: keep the old one
+            raise
     finally:
-        for leftover in (tmp, path.with_name(tmp.name + ".old")):
+        for leftover in (tmp, previous):
             if leftover.exists():
                 shutil.rmtree(leftover)
     return path

@@ -1,6 +1,7 @@
 """The zoo: a recipe builds a model once, caches it, and later calls load the same weights."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,6 +74,31 @@ def test_storing_again_replaces_the_model_and_a_failed_store_keeps_the_old_one(q
     with pytest.raises(OSError, match="disk full"):
         zoo.store("quick-base", model, tok)
     kept, _ = zoo.base_model("quick-base", progress=False)  # the previous model, whole
+    assert torch.equal(kept.lm_head.weight, stored)
+    assert [p.name for p in quick_zoo.iterdir()] == [zoo.cached_path("quick-base").name]
+
+
+def test_a_failed_final_rename_puts_the_previous_model_back(quick_zoo, monkeypatch):
+    model, tok, _ = zoo.pretrain("quick-base", progress=False)
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)  # not what a rebuild would give
+    zoo.store("quick-base", model, tok)
+    stored = model.lm_head.weight.detach().clone()
+    real_replace = zoo.os.replace
+
+    def replace_failing_into_place(src, dst):
+        if Path(dst) == zoo.cached_path("quick-base") and not Path(src).name.endswith(".old"):
+            raise OSError("rename failed")  # the new folder moving to the cache name
+        real_replace(src, dst)
+
+    monkeypatch.setattr(zoo.os, "replace", replace_failing_into_place)
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)
+    with pytest.raises(OSError, match="rename failed"):
+        zoo.store("quick-base", model, tok)
+    monkeypatch.setattr(zoo.os, "replace", real_replace)
+    assert zoo.cached_path("quick-base").is_dir()
+    kept, _ = zoo.base_model("quick-base", progress=False)
     assert torch.equal(kept.lm_head.weight, stored)
     assert [p.name for p in quick_zoo.iterdir()] == [zoo.cached_path("quick-base").name]
 
