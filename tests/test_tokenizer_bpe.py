@@ -215,3 +215,40 @@ def test_training_on_one_megabyte_is_fast():
     assert MIN_VOCAB_SIZE + 500 < tok.vocab_size <= 2048
     sample = text[:50_000]
     assert tok.decode(tok.encode(sample)) == sample
+
+
+# ----- the world's tokenizer (the base models' tokenizer) -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def world():
+    return BPETokenizer.from_world()
+
+
+def test_world_tokenizer_is_deterministic_and_full_size(world):
+    assert world.vocab_size == 2048
+    assert BPETokenizer.from_world().merges == world.merges
+
+
+def test_world_tokenizer_makes_world_words_single_tokens(world):
+    from sftlearn.data.lexicon import ANIMALS, FOODS, PEOPLE, PLACES
+
+    for entry in (*PEOPLE, *FOODS, *ANIMALS, *PLACES):
+        # two-word names ("Li Na") are two pieces for the pre-tokenizer: one token per word
+        assert len(world.encode(" " + entry.name)) == len(entry.name.split()), entry.name
+    for person in PEOPLE:
+        assert len(world.encode(person.zh)) == len(person.zh), person.zh  # a token per character
+    # a made-up string is not a word of the world: it falls apart into letters
+    assert world.tokenize(" kzpo") == [" k", "z", "p", "o"]
+
+
+def test_world_tokenizer_round_trips_and_compresses_held_out_text(world):
+    from sftlearn.data import pretraining_text, sft_examples
+
+    stories = pretraining_text(50_000, seed=5, split="test")  # never used to train it
+    ids = world.encode(stories)
+    assert world.decode(ids) == stories
+    assert len(stories) / len(ids) > 3.3  # characters per token
+    chats = "\n".join(f"{ex.prompt} {ex.answer}" for ex in sft_examples("test", n_per_family=20))
+    assert world.decode(world.encode(chats)) == chats
+    assert len(chats) / len(world.encode(chats)) > 3.0

@@ -249,6 +249,16 @@ class BPETokenizer(Tokenizer):
                       f"'{show_bytes(token_bytes[new_id])}' (count {count})")
         return cls(merges)
 
+    @classmethod
+    def from_world(cls, vocab_size: int = 2048) -> "BPETokenizer":
+        """The tokenizer of the course's base models: BPE trained on the synthetic world's
+        stories and instructions (train splits only). The world is small, so with 2,048 ids
+        almost every word, name and Chinese character is one token; a made-up string such as
+        "kzpo" still falls apart into letters. Deterministic: same ids on every machine."""
+        from sftlearn.data.tokenizer_text import tokenizer_training_text  # the data package is larger
+
+        return cls.train(tokenizer_training_text(), vocab_size)
+
     # ----- encoding -----------------------------------------------------------------------
 
     def _encode_piece(self, piece: str) -> list[int]:
