@@ -173,15 +173,15 @@ def table(rows: list[tuple[str, dict]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny", help="GPTConfig preset (default: tiny)")
-    parser.add_argument("--vocab", type=int, default=292, help="vocabulary (the course's: 292)")
+    parser.add_argument("--vocab", type=int, default=2048, help="vocabulary (the course's BPE: 2048)")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=256, help="tokens per sequence")
+    parser.add_argument("--seq", type=int, default=128, help="tokens per sequence (tiny-base's block)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     device = get_device(args.device)
     config = GPTConfig.preset(args.preset, vocab_size=args.vocab,
-                              block_size=max(args.seq, GPTConfig.preset(args.preset).block_size))
+                              block_size=args.seq)  # the model's context is the sequence: tiny-base's shape
     batch = random_batch(config, args.batch, args.seq, device)
     rows = [(m.name, measure(m, config, batch, device)) for m in methods(config.n_layer)]
     print(f"preset {args.preset!r} ({config.n_layer} layers, width {config.n_embd}, vocab "
