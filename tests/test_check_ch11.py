@@ -17,9 +17,9 @@ from conftest import failure_of, stub
 from sftlearn.check import ch11
 from sftlearn.heads import collate_classification, encode_classification
 from sftlearn.metrics import accuracy
-from sftlearn.tokenizer import CharTokenizer
+from sftlearn.tokenizer import BPETokenizer
 
-TOKENIZER = CharTokenizer.from_world()
+TOKENIZER = BPETokenizer.from_world()  # the course's tokenizer, as in the exercises
 
 
 # ------------------------------------------------------------------ the references themselves
@@ -288,7 +288,7 @@ def test_chrf_sentence_wrong(answer, words):
 
 
 def right_heldout(model, tokenizer, pairs):
-    batch = collate_classification(encode_classification(tokenizer, pairs, 256), tokenizer.pad_id)
+    batch = collate_classification(encode_classification(tokenizer, pairs, 128), tokenizer.pad_id)
     return accuracy(batch["targets"], model.predict(batch["input_ids"], batch["attention_mask"]))
 
 
@@ -298,7 +298,7 @@ def one_at_a_time(model, tokenizer, pairs):
 
 
 def without_mask(model, tokenizer, pairs):
-    batch = collate_classification(encode_classification(tokenizer, pairs, 256), tokenizer.pad_id)
+    batch = collate_classification(encode_classification(tokenizer, pairs, 128), tokenizer.pad_id)
     return accuracy(batch["targets"], model.predict(batch["input_ids"]))
 
 

@@ -23,6 +23,7 @@ usual mistakes give, so it can name them.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any, Sequence
 
@@ -472,6 +473,14 @@ HELDOUT_PAIRS: list[tuple[str, int]] = [
 ]
 
 
+@functools.lru_cache(maxsize=1)
+def _course_tokenizer():
+    """The tokenizer of the course's base models (BPE over the world, built once)."""
+    from sftlearn.tokenizer import BPETokenizer
+
+    return BPETokenizer.from_world()
+
+
 def reference_heldout_accuracy(model, tokenizer, pairs) -> float:
     """Accuracy of ``model`` on ``pairs``, padded batch scored with the attention mask."""
     from sftlearn.heads import collate_classification, encode_classification
@@ -492,9 +501,7 @@ def _heldout_no_mask(model, tokenizer, pairs) -> float:
 def check_heldout_accuracy(fn: Any, tokenizer: Any = None) -> str:
     """``fn(model, tokenizer, pairs)`` -> accuracy on ``pairs``, with the attention mask."""
     if tokenizer is None:
-        from sftlearn.tokenizer import CharTokenizer
-
-        tokenizer = CharTokenizer.from_world()
+        tokenizer = _course_tokenizer()
     model = PaddingSensitiveClassifier(tokenizer)
     cases = [("10 reviews of different lengths", HELDOUT_PAIRS),
              ("the same reviews in another order", HELDOUT_PAIRS[::-1][:7]),
@@ -513,7 +520,7 @@ def check_heldout_accuracy(fn: Any, tokenizer: Any = None) -> str:
             raise CheckFailure(
                 f"{name} = {value:.3g}, but it should be {expected:.3g}: the batch is scored "
                 "without its attention mask, so for every review shorter than the longest one the "
-                "head reads a padding position instead of the review's last character.",
+                "head reads a padding position instead of the review's last token.",
                 hint="Pass batch['attention_mask'] to the model (or to model.predict).")
         if abs(value - (1 - expected)) < 1e-6:
             raise CheckFailure(f"{name} = {value:.3g} is the error rate; accuracy is the share of "
@@ -522,7 +529,7 @@ def check_heldout_accuracy(fn: Any, tokenizer: Any = None) -> str:
                            hint="Encode the pairs, collate them into a padded batch, predict with "
                                 "the attention mask and compare with the batch's targets.")
     return ("correct: the padded batch is scored with its attention mask, so every review is "
-            "read at its own last character.")
+            "read at its own last token.")
 
 
 __all__ = [
