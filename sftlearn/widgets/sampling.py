@@ -159,13 +159,15 @@ def stages_figure(stages: list[Stage], tokenizer, n_show: int = 10, title: str |
     labels = [plots.drawable(token_label(tokenizer, i)) for i in order.tolist()]
     # Chinese characters need a font that has them (without one, drawable() wrote code points).
     font = {"fontfamily": ["DejaVu Sans", plots.cjk_font()]} if plots.cjk_font() else {}
-    fig, axes = plt.subplots(1, len(stages), figsize=(2.6 * len(stages), 2.8), sharey=True)
+    # Word tokens (" pen", " kite") would overlap side by side: slant them; characters stay upright.
+    slant = {"rotation": 60, "ha": "right"} if max(len(label) for label in labels) > 2 else {}
+    fig, axes = plt.subplots(1, len(stages), figsize=(2.6 * len(stages), 3.3 if slant else 2.8), sharey=True)
     axes = [axes] if len(stages) == 1 else list(axes)
     for ax, stage in zip(axes, stages):
         shown = stage.probs[order]
         ax.bar(range(len(order)), shown.tolist(), color="tab:blue")
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels(labels, fontsize=9, **font)
+        ax.set_xticklabels(labels, fontsize=9, **slant, **font)
         ax.set_ylim(0, 1.05)
         ax.set_title(f"{stage.label}\n{stage.kept} kept, e^H = {math.exp(stage.entropy):.2f}", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
