@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", _cmd_demo, "pretrain (or load) the tiny base model, fine-tune it, compare")
     p.add_argument("--model", default="tiny-base", help="zoo model or saved folder")
-    add_training_options(p, steps=200)
+    add_training_options(p, steps=600)
     add_common(p)
 
     p = add("pretrain", _cmd_pretrain, "train a zoo base model from scratch and save it")
