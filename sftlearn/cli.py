@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_training_options(p, steps):
         p.add_argument("--steps", type=int, default=steps, help="optimizer steps (default %(default)s)")
         p.add_argument("--batch-size", type=int, default=16)
-        p.add_argument("--lr", type=float, default=3e-3)  # chapter 09's recipe
+        p.add_argument("--lr", type=float, default=3e-3)  # chapter 09's recipe (benchmarks/sft_recipe_study.md)
         p.add_argument("--train-per-family", type=int, default=1500,
                        help="training conversations per task family (default %(default)s)")
         p.add_argument("--eval-per-family", type=int, default=20)
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sft", _cmd_sft, "fine-tune a model on the instruction data and save it")
     p.add_argument("--base", default="tiny-base", help="zoo model or saved folder")
     p.add_argument("--out", required=True, help="folder to save the fine-tuned model in")
-    add_training_options(p, steps=1200)  # chapter 09's main run: under a minute on one core
+    add_training_options(p, steps=1200)  # chapter 09's main run
     add_common(p)
 
     p = add("chat", _cmd_chat, "talk to a saved model")

@@ -126,6 +126,7 @@ def pretrain(name: str = "tiny-base", progress: bool = True, device: str | None 
     """Train a zoo model from scratch; returns (model, tokenizer, trainer). Nothing is cached."""
     from .device import seed_everything
     from .model import GPT
+
     rec = recipe(name)
     tokenizer = rec.make_tokenizer()
     train, val = pretraining_data(rec, tokenizer)

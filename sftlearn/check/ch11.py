@@ -475,10 +475,10 @@ HELDOUT_PAIRS: list[tuple[str, int]] = [
 
 @functools.lru_cache(maxsize=1)
 def _course_tokenizer():
-    """The tokenizer of the course's base models (BPE over the world, built once)."""
-    from sftlearn.tokenizer import BPETokenizer
+    """The tokenizer of the course's base model, as its zoo recipe builds it (once)."""
+    from sftlearn import zoo
 
-    return BPETokenizer.from_world()
+    return zoo.recipe("tiny-base").make_tokenizer()
 
 
 def reference_heldout_accuracy(model, tokenizer, pairs) -> float:

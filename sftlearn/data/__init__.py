@@ -20,7 +20,8 @@ into train / val / test (and, for SFT, test_heldout) without leakage.
 Module map, in reading order: lexicon (words) -> world (facts about people) ->
 sentences (the English/Chinese pair generator) -> reviews (sentiment) -> stories
 (the corpus) -> splits (hash-based splits) -> tasks/ (one file per family) ->
-sft (conversations and scoring) -> forms -> labelled -> charset -> stats.
+sft (conversations and scoring) -> forms -> labelled -> charset -> stats ->
+tokenizer_text (what the base models' BPE tokenizer is trained on).
 """
 
 from .charset import alphabet
