@@ -12,7 +12,8 @@ Two rules:
 
 Layout of a saved model folder::
 
-    config.json         {"model": GPTConfig fields, "format": "sftlearn-gpt"}
+    config.json         {"model": GPTConfig fields, "format": "sftlearn-gpt"}, and for a model
+                        with a task head (``sftlearn.heads``) also {"head": {"kind", "num_labels"}}
     model.safetensors   the weights (the tied output matrix is stored once, as the embedding)
     tokenizer.json      optional: the tokenizer the model was trained with
 """
@@ -139,11 +140,20 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
 
 # ------------------------------------------------------------------- whole models
 def save_model(model, path: str | Path, tokenizer=None) -> Path:
-    """Save a GPT (config + weights, and the tokenizer if given) into the folder ``path``."""
+    """Save a GPT (config + weights, and the tokenizer if given) into the folder ``path``.
+
+    A GPT with a task head (``SequenceClassifier``, ``TokenClassifier``) is saved whole: the
+    config also names the head, so ``load_model`` rebuilds the same kind of model."""
+    from .heads import head_spec
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     save_weights(model, path / MODEL_FILE)
-    write_json(path / CONFIG_FILE, {"format": FORMAT, "model": model.config.to_dict()})
+    config = {"format": FORMAT, "model": model.config.to_dict()}
+    head = head_spec(model)
+    if head is not None:
+        config["head"] = head
+    write_json(path / CONFIG_FILE, config)
     if tokenizer is not None:
         tokenizer.save(path / TOKENIZER_FILE)
     return path
@@ -166,17 +176,25 @@ def read_format_json(path: str | Path, name: str, fmt: str, what: str, how_to_sa
     return data
 
 
-def read_config(path: str | Path) -> GPTConfig:
-    data = read_format_json(path, CONFIG_FILE, FORMAT, "sftlearn model folder",
+def _read_model_json(path: str | Path) -> dict:
+    return read_format_json(path, CONFIG_FILE, FORMAT, "sftlearn model folder",
                             "sftlearn.checkpoint.save_model(model, path)")
-    return GPTConfig.from_dict(data["model"])
+
+
+def read_config(path: str | Path) -> GPTConfig:
+    return GPTConfig.from_dict(_read_model_json(path)["model"])
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild a GPT from a folder written by ``save_model``."""
+    """Rebuild a GPT (with its task head, if it was saved with one) from a folder written by
+    ``save_model``."""
+    from .heads import build_head
     from .model import GPT
 
-    model = GPT(read_config(path))
+    data = _read_model_json(path)
+    model = GPT(GPTConfig.from_dict(data["model"]))
+    if "head" in data:
+        model = build_head(model, data["head"])
     load_weights(model, Path(path) / MODEL_FILE)
     return model.to(device)
 

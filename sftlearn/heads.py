@@ -36,6 +36,8 @@ __all__ = [
     "encode_classification",
     "encode_tagging",
     "word_tags",
+    "head_spec",
+    "build_head",
 ]
 
 
@@ -152,6 +154,25 @@ class TokenClassifier(_Head):
                 logits.reshape(-1, self.num_labels), targets.reshape(-1), ignore_index=IGNORE_INDEX
             )
         return logits, loss
+
+
+# The heads a saved model folder can name (``checkpoint.save_model`` writes the name).
+HEADS: dict[str, type[_Head]] = {"SequenceClassifier": SequenceClassifier, "TokenClassifier": TokenClassifier}
+
+
+def head_spec(model: nn.Module) -> dict | None:
+    """What rebuilds ``model``'s head (kind, classes, dropout), or None for a plain GPT."""
+    if not isinstance(model, _Head):
+        return None
+    return {"kind": type(model).__name__, "num_labels": model.num_labels, "dropout": model.dropout.p}
+
+
+def build_head(body: GPT, spec: Mapping[str, Any]) -> _Head:
+    """Put the head that ``spec`` (from :func:`head_spec`) describes on ``body``."""
+    kind = spec.get("kind")
+    if kind not in HEADS:
+        raise ValueError(f"Unknown task head {kind!r} in the saved config; known: {', '.join(HEADS)}.")
+    return HEADS[kind](body, spec["num_labels"], spec.get("dropout", 0.0))
 
 
 def last_token_index(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -24,6 +24,32 @@ def test_save_and_load_model_round_trip(tmp_path, micro_model):
     assert torch.equal(loaded.eval()(x)[0], micro_model.eval()(x)[0])
 
 
+@pytest.mark.parametrize("kind", ["SequenceClassifier", "TokenClassifier"])
+def test_a_model_with_a_task_head_loads_as_the_same_kind(tmp_path, micro_model, kind):
+    from sftlearn import heads
+
+    torch.manual_seed(1)
+    model = getattr(heads, kind)(micro_model, num_labels=3, dropout=0.1).eval()
+    ckpt.save_model(model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["head"] == {"kind": kind, "num_labels": 3, "dropout": 0.1}
+    loaded = ckpt.load_model(tmp_path / "m").eval()
+    assert type(loaded) is type(model) and loaded.num_labels == 3 and loaded.dropout.p == 0.1
+    x = torch.randint(0, VOCAB, (2, 9))
+    assert torch.equal(loaded(x)[0], model(x)[0])  # the head's weights came back too
+    assert loaded.body.lm_head.weight is loaded.body.transformer.wte.weight
+
+
+def test_a_plain_gpt_saves_no_head_and_an_unknown_head_is_named(tmp_path, micro_model):
+    ckpt.save_model(micro_model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert "head" not in config
+    config["head"] = {"kind": "Regressor", "num_labels": 1}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="Unknown task head 'Regressor'.*SequenceClassifier"):
+        ckpt.load_model(tmp_path / "m")
+
+
 def test_tied_weights_are_stored_once(tmp_path, micro_model):
     from safetensors.torch import load_file
 
