@@ -19,6 +19,7 @@ On a GPU both sides run under bf16 autocast (the Trainer's default there).
                                                                 # then small on a GPU if any
     python benchmarks/train_throughput.py --preset small --device cuda --batch 16
     python benchmarks/train_throughput.py --profile             # where sftlearn's step spends time
+    python benchmarks/train_throughput.py --vocab 2048 --block 128  # the shape of tiny-base
 
 Rounds interleave the sides (and alternate who goes first) so that machine noise hits all
 alike; the table reports medians over rounds, and the ratio is taken within each round. On a
@@ -124,6 +125,8 @@ def profile(trainer: Trainer, steps: int) -> None:
 def compare(preset: str, device: torch.device, args) -> None:
     """Time every side on one preset and device, and print the table."""
     overrides = {"vocab_size": args.vocab} if args.vocab else {}
+    if args.block:
+        overrides["block_size"] = args.block
     config = GPTConfig.preset(preset, **overrides)
     T = config.block_size
     data = random_blocks(args.batch * 4, T, config.vocab_size)
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (CPU runs only)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--vocab", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--block", type=int, default=None,
+                        help="tokens per example; default: the preset's context (tiny-base uses 128)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per side per round")
     parser.add_argument("--profile", action="store_true", help="profile sftlearn's step instead")
