@@ -462,6 +462,9 @@ GLOSSARY: list[Term] = [
        "Stopping training (and keeping the best checkpoint) once the validation loss stops improving.",),
     _t("transfer learning", "迁移学习", 9,
        "Reusing what a model learned on one task or data set (e.g. pretraining) as the starting point for another.",),
+    _t("exact match", "精确匹配", 9,
+       "Scoring an answer as correct only if it equals the reference exactly (after agreed normalisation).",
+       "EM"),
     _t("learning curve", "学习曲线", 9,
        "A model's score plotted against the amount of training data (or training); it shows whether more data would help.",),
     # ----- 10 lightweight fine-tuning
@@ -532,9 +535,6 @@ GLOSSARY: list[Term] = [
        "chrF score"),
     _t("error analysis", "错误分析", 11,
        "Reading and sorting the examples a model gets wrong to find out why, before deciding what to change.",),
-    _t("exact match", "精确匹配", 11,
-       "Scoring an answer as correct only if it equals the reference exactly (after agreed normalisation).",
-       "EM"),
     # ----- 12 training in practice
     _t("hyper-parameter", "超参数", 12,
        "A setting chosen before training rather than learned, such as the learning rate, batch size or LoRA rank.",
