@@ -1,0 +1,132 @@
+"""How far does fine-tuning take the base model, skill by skill?
+
+Fine-tunes a base model on ``sftlearn.data``'s train split for ``--steps`` steps (chapter 09's
+recipe: AdamW, 5% warm-up, cosine decay, batches of 16 conversations) and prints exact match
+per task family on the test split and on held-out phrasings, with the families split into
+the skills they test (a "Who ...?" question or a "What ...?" one; reverse, upper-case or count
+a word; a sum written as an expression or as a word problem).
+
+``--pretrain-steps N`` first builds a variant of tiny-base pretrained for N steps (on enough
+story text that no block is read twice) instead of loading the zoo's model; ``--probe`` reads
+what pretraining taught straight from the base model: it continues sentences of unseen stories
+that state a sum, a word written backwards, a review's verdict..., and counts how often the
+greedy continuation is the one the story has. The results are in ``sft_recipe_study.md``.
+
+    python benchmarks/sft_ceiling.py                          # chapter 09's run (1,200 steps)
+    python benchmarks/sft_ceiling.py --steps 10000 --n 3000   # eight times the budget
+    python benchmarks/sft_ceiling.py --pretrain-steps 2000 --probe
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import re
+import time
+
+import torch
+
+from sftlearn import data, zoo
+from sftlearn.datasets import Collator, SFTDataset
+from sftlearn.device import seed_everything
+from sftlearn.sft import evaluate_tasks
+from sftlearn.train import TrainConfig, Trainer
+
+# Sentences of the stories whose last word pretraining should predict: (name, pattern); the
+# pattern's group is the word to predict, everything before it is the prompt.
+PROBES = (
+    ("sum", r"so now (?:s)?he has (\d+)"),
+    ("difference", r"Now (?:s)?he has (\d+)"),
+    ("backwards", r'backwards: "(\w+)"'),
+    ("letters", r'" has (\d+) letters'),
+    ("capitals", r'writes "([A-Z]+)" in big'),
+    ("liked food", r"likes the (\w+) best"),
+    ("disliked food", r"does not like the (\w+)\."),
+)
+
+
+def base(pretrain_steps: int | None):
+    """The zoo's tiny-base, or the same recipe pretrained for ``pretrain_steps`` steps."""
+    if pretrain_steps is None:
+        return zoo.base_model("tiny-base", progress=False)
+    rec = zoo.RECIPES["tiny-base"]
+    steps = rec.train["max_steps"]
+    # the recipe's text grows with the steps, so the longer run reads new stories, not old ones
+    zoo.RECIPES["tiny-base"] = dataclasses.replace(
+        rec, corpus_chars=rec.corpus_chars * pretrain_steps // steps,
+        train={**rec.train, "max_steps": pretrain_steps})
+    try:
+        start = time.perf_counter()
+        model, tok, trainer = zoo.pretrain("tiny-base", progress=False)
+    finally:
+        zoo.RECIPES["tiny-base"] = rec
+    print(f"pretrained {pretrain_steps} steps in {time.perf_counter() - start:.0f} s: "
+          f"{trainer.history.summary()}")
+    return model, tok
+
+
+@torch.no_grad()
+def probe(model, tok, per_probe: int = 60) -> None:
+    """How often the base model continues a story sentence with the story's own word."""
+    stories = data.pretraining_text(300_000, seed=7).split("\n\n")  # a seed training never uses
+    for name, pattern in PROBES:
+        cases = [(story[: m.start(1)].rstrip(" "), m.group(1))
+                 for story in stories for m in re.finditer(pattern, story)][:per_probe]
+        right = 0
+        for prompt, want in cases:
+            ids = tok.encode(prompt)[-(model.config.block_size - 8):]
+            out = model.generate(torch.tensor([ids]), 8, greedy=True)  # (1, len(ids) + 8)
+            right += tok.decode(out[0, len(ids):].tolist()).lstrip().startswith(want)
+        print(f"  {name:<14}{right:>3} / {len(cases)}")
+
+
+def skill(example) -> str:
+    """The finer skill an example tests (the family name where there is only one)."""
+    if example.family == "qa":
+        return "qa.who" if re.search(r"\bWho\b[^?]*\?", example.prompt) else "qa.what"
+    if example.family in ("arithmetic", "strings"):
+        return ".".join(example.template.split(".")[:2])  # e.g. "strings.reverse"
+    return example.family
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1200, help="fine-tuning steps")
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--n", type=int, default=1500, help="training conversations per family")
+    parser.add_argument("--test", type=int, default=50, help="test conversations per family")
+    parser.add_argument("--pretrain-steps", type=int, default=None)
+    parser.add_argument("--probe", action="store_true", help="probe the base model first")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    model, tok = base(args.pretrain_steps)
+    if args.probe:
+        print("base model, story sentences continued correctly:")
+        probe(model.eval(), tok)
+    train = SFTDataset(data.sft_examples("train", n_per_family=args.n), tok, model.config.block_size)
+    seed_everything(0)
+    config = TrainConfig(max_steps=args.steps, batch_size=16, lr=args.lr,
+                         warmup_steps=max(1, args.steps // 20), eval_interval=0, progress=False)
+    start = time.perf_counter()
+    Trainer(model, train, None, config, collate_fn=Collator(tok.pad_id)).fit()
+    seconds = time.perf_counter() - start
+
+    test = data.sft_examples("test", n_per_family=args.test)
+    report = evaluate_tasks(model, tok, test, max_new_tokens=40, with_loss=False)
+    heldout = evaluate_tasks(model, tok, "test_heldout", n_per_family=args.test,
+                             max_new_tokens=40, with_loss=False)
+    print(f"{args.steps} steps x 16, lr {args.lr}, {seconds:.0f} s on {args.threads} thread(s)")
+    print(report.table())
+    print(f"held-out phrasings: {heldout.overall:.1%}")
+    tally = collections.defaultdict(lambda: [0, 0])
+    for example, row in zip(test, report.rows):
+        tally[skill(example)][0] += row["correct"]
+        tally[skill(example)][1] += 1
+    print("by skill: " + ", ".join(f"{k} {right}/{n}" for k, (right, n) in sorted(tally.items())))
+
+
+if __name__ == "__main__":
+    main()
