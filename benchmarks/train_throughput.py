@@ -18,6 +18,8 @@ On a GPU both sides run under bf16 autocast (the Trainer's default there).
     python benchmarks/train_throughput.py                       # tiny on the CPU (1 thread),
                                                                 # then small on a GPU if any
     python benchmarks/train_throughput.py --preset small --device cuda --batch 16
+    python benchmarks/train_throughput.py --preset small --device cuda --batch 16 --compile
+                                                                # with MFU: the H100 check
     python benchmarks/train_throughput.py --profile             # where sftlearn's step spends time
     python benchmarks/train_throughput.py --vocab 2048 --block 128  # the shape of tiny-base
 
@@ -38,6 +40,7 @@ import torch
 from sftlearn.config import GPTConfig
 from sftlearn.device import get_device, seed_everything
 from sftlearn.model import GPT
+from sftlearn.perf import mfu, peak_flops
 from sftlearn.train import TrainConfig, Trainer, make_optimizer
 
 
@@ -51,7 +54,7 @@ def random_blocks(n: int, block: int, vocab: int) -> list[dict]:
 def build_sftlearn(config: GPTConfig, data: list[dict], args, device) -> Trainer:
     seed_everything(0)
     train = TrainConfig(max_steps=10**6, batch_size=args.batch, lr=1e-4, warmup_steps=0,
-                        device=str(device), progress=False)
+                        device=str(device), progress=False, compile=args.compile)
     return Trainer(GPT(config), data, None, train)
 
 
@@ -160,14 +163,19 @@ def compare(preset: str, device: torch.device, args) -> None:
     print(f"{preset} preset ({trainer.model.num_parameters():,} parameters, vocab "
           f"{config.vocab_size}), batch {args.batch} x {T} tokens, device {device}{threads}, "
           f"precision {trainer.precision.name}, {args.rounds} rounds x {args.steps} steps, {clock}")
-    print(f"{'':<30}{'tokens/s':>12}{'sftlearn Trainer / this':>26}")
+    # MFU where the device's peak is known (GPUs in sftlearn.perf's table); every side does the
+    # same arithmetic per token, so one FLOP count serves all
+    peak = peak_flops(device, trainer.precision.name)
+    flops = trainer.model.flops_per_token()
+    print(f"{'':<30}{'tokens/s':>12}{'sftlearn Trainer / this':>26}" + (f"{'MFU':>8}" if peak else ""))
     ours = times[names[0]]
     for name in names:
         # within each round: this side's time / the Trainer's = the Trainer's speed / this one's
         ratio = statistics.median(t / o for t, o in zip(times[name], ours))
         speed = tokens / statistics.median(times[name])
         note = "" if name == names[0] else f"{ratio:.2f}x"
-        print(f"{name:<30}{speed:>12,.0f}{note:>26}")
+        util = f"{mfu(speed, flops, peak):>8.1%}" if peak else ""
+        print(f"{name:<30}{speed:>12,.0f}{note:>26}{util}")
     print()
 
 
@@ -185,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per side per round")
     parser.add_argument("--profile", action="store_true", help="profile sftlearn's step instead")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the Trainer's model (TrainConfig(compile=True))")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
