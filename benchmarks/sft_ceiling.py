@@ -15,6 +15,8 @@ greedy continuation is the one the story has. The results are in ``sft_recipe_st
     python benchmarks/sft_ceiling.py                          # chapter 09's run (1,200 steps)
     python benchmarks/sft_ceiling.py --steps 10000 --n 3000   # eight times the budget
     python benchmarks/sft_ceiling.py --pretrain-steps 2000 --probe
+    python benchmarks/sft_ceiling.py --pretrain-steps 2000 --layers 6 --heads 6 --width 192
+    python benchmarks/sft_ceiling.py --pretrain-steps 8000 --lora 16 --threads 2
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import torch
 from sftlearn import data, zoo
 from sftlearn.datasets import Collator, SFTDataset
 from sftlearn.device import seed_everything
+from sftlearn.freeze import unfreeze
+from sftlearn.lora import attach_lora
 from sftlearn.sft import evaluate_tasks
 from sftlearn.train import TrainConfig, Trainer
 
@@ -46,15 +50,18 @@ PROBES = (
 )
 
 
-def base(pretrain_steps: int | None):
-    """The zoo's tiny-base, or the same recipe pretrained for ``pretrain_steps`` steps."""
-    if pretrain_steps is None:
+def base(pretrain_steps: int | None, shape: dict):
+    """The zoo's tiny-base, or its recipe pretrained for ``pretrain_steps`` steps and/or with
+    another model ``shape`` (GPTConfig fields)."""
+    if pretrain_steps is None and not shape:
         return zoo.base_model("tiny-base", progress=False)
     rec = zoo.RECIPES["tiny-base"]
     steps = rec.train["max_steps"]
+    pretrain_steps = pretrain_steps or steps
     # the recipe's text grows with the steps, so the longer run reads new stories, not old ones
     zoo.RECIPES["tiny-base"] = dataclasses.replace(
         rec, corpus_chars=rec.corpus_chars * pretrain_steps // steps,
+        model_overrides={**rec.model_overrides, **shape},
         train={**rec.train, "max_steps": pretrain_steps})
     try:
         start = time.perf_counter()
@@ -98,14 +105,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=int, default=50, help="test conversations per family")
     parser.add_argument("--pretrain-steps", type=int, default=None)
     parser.add_argument("--probe", action="store_true", help="probe the base model first")
+    parser.add_argument("--layers", type=int, default=None, help="model shape (default tiny's)")
+    parser.add_argument("--heads", type=int, default=None)
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--lora", type=int, default=None,
+                        help="fine-tune LoRA adapters of this rank on every linear layer, and the "
+                             "embeddings, instead of every parameter")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    model, tok = base(args.pretrain_steps)
+    shape = {k: v for k, v in (("n_layer", args.layers), ("n_head", args.heads),
+                               ("n_embd", args.width)) if v is not None}
+    model, tok = base(args.pretrain_steps, shape)
     if args.probe:
         print("base model, story sentences continued correctly:")
         probe(model.eval(), tok)
+    if args.lora:
+        attach_lora(model, r=args.lora, alpha=2 * args.lora, target_modules=("c_attn", "c_proj", "c_fc"))
+        unfreeze(model.transformer.wte)  # the chat tokens' embeddings must be learned
     train = SFTDataset(data.sft_examples("train", n_per_family=args.n), tok, model.config.block_size)
     seed_everything(0)
     config = TrainConfig(max_steps=args.steps, batch_size=16, lr=args.lr,
