@@ -13,7 +13,7 @@ Two rules:
 Layout of a saved model folder::
 
     config.json         {"model": GPTConfig fields, "format": "sftlearn-gpt"}, and for a model
-                        with a task head (``sftlearn.heads``) also {"head": {"kind", "num_labels"}}
+                        with a task head (``sftlearn.heads``) also {"head": {kind, num_labels, dropout}}
     model.safetensors   the weights (the tied output matrix is stored once, as the embedding)
     tokenizer.json      optional: the tokenizer the model was trained with
 """
