@@ -30,12 +30,11 @@ import time
 import torch
 
 from sftlearn import data, zoo
-from sftlearn.datasets import Collator, SFTDataset
 from sftlearn.device import seed_everything
 from sftlearn.freeze import unfreeze
 from sftlearn.lora import attach_lora
-from sftlearn.sft import evaluate_tasks
-from sftlearn.train import TrainConfig, Trainer
+from sftlearn.sft import evaluate_tasks, finetune
+from sftlearn.train import TrainConfig
 
 # Sentences of the stories whose last word pretraining should predict: (name, pattern); the
 # pattern's group is the word to predict, everything before it is the prompt.
@@ -55,19 +54,17 @@ def base(pretrain_steps: int | None, shape: dict):
     another model ``shape`` (GPTConfig fields)."""
     if pretrain_steps is None and not shape:
         return zoo.base_model("tiny-base", progress=False)
-    rec = zoo.RECIPES["tiny-base"]
+    rec = zoo.recipe("tiny-base")
     steps = rec.train["max_steps"]
     pretrain_steps = pretrain_steps or steps
-    # the recipe's text grows with the steps, so the longer run reads new stories, not old ones
-    zoo.RECIPES["tiny-base"] = dataclasses.replace(
+    # A new zoo name for the variant (tiny-base itself is untouched). Its text grows with the
+    # steps, so the longer run reads new stories, not old ones again.
+    zoo.RECIPES["tiny-base-variant"] = dataclasses.replace(
         rec, corpus_chars=rec.corpus_chars * pretrain_steps // steps,
         model_overrides={**rec.model_overrides, **shape},
         train={**rec.train, "max_steps": pretrain_steps})
-    try:
-        start = time.perf_counter()
-        model, tok, trainer = zoo.pretrain("tiny-base", progress=False)
-    finally:
-        zoo.RECIPES["tiny-base"] = rec
+    start = time.perf_counter()
+    model, tok, trainer = zoo.pretrain("tiny-base-variant", progress=False)
     print(f"pretrained {pretrain_steps} steps in {time.perf_counter() - start:.0f} s: "
           f"{trainer.history.summary()}")
     return model, tok
@@ -124,12 +121,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.lora:
         attach_lora(model, r=args.lora, alpha=2 * args.lora, target_modules=("c_attn", "c_proj", "c_fc"))
         unfreeze(model.transformer.wte)  # the chat tokens' embeddings must be learned
-    train = SFTDataset(data.sft_examples("train", n_per_family=args.n), tok, model.config.block_size)
+    train = data.sft_examples("train", n_per_family=args.n)
     seed_everything(0)
     config = TrainConfig(max_steps=args.steps, batch_size=16, lr=args.lr,
                          warmup_steps=max(1, args.steps // 20), eval_interval=0, progress=False)
     start = time.perf_counter()
-    Trainer(model, train, None, config, collate_fn=Collator(tok.pad_id)).fit()
+    finetune(model, tok, train, config=config)
     seconds = time.perf_counter() - start
 
     test = data.sft_examples("test", n_per_family=args.test)
