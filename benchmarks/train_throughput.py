@@ -19,7 +19,9 @@ On a GPU both sides run under bf16 autocast (the Trainer's default there).
                                                                 # then small on a GPU if any
     python benchmarks/train_throughput.py --preset small --device cuda --batch 16
     python benchmarks/train_throughput.py --preset small --device cuda --batch 16 --compile
-                                                                # with MFU: the H100 check
+                                                                # every side compiled; with MFU
+    python benchmarks/train_throughput.py --preset small --device cuda --compile --sides none
+                                                                # the Trainer alone
     python benchmarks/train_throughput.py --profile             # where sftlearn's step spends time
     python benchmarks/train_throughput.py --vocab 2048 --block 128  # the shape of tiny-base
 
@@ -84,13 +86,16 @@ class BareStep:
     def __init__(self, model, loss_fn, batch: dict, trainer: Trainer):
         self.device, self.precision = trainer.device, trainer.precision
         self.model = model.to(self.device).train()
+        # with --compile every side is compiled the way the Trainer compiles its model, so the
+        # ratios compare like with like
+        self.forward = torch.compile(self.model) if trainer.config.compile else self.model
         self.loss_fn = loss_fn
         self.optimizer = make_optimizer(self.model, trainer.config, self.device)
         self.batch = {k: v.to(self.device) for k, v in batch.items()}
 
     def __call__(self) -> None:
         with self.precision.autocast(self.device):
-            loss = self.loss_fn(self.model, self.batch)
+            loss = self.loss_fn(self.forward, self.batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
@@ -121,7 +126,7 @@ def profile(trainer: Trainer, steps: int) -> None:
     with torch_profile(activities=activities) as prof:
         for _ in range(steps):
             trainer.train_step()
-    sort = "self_cuda_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
+    sort = "self_device_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=sort, row_limit=25))
 
 
@@ -141,17 +146,24 @@ def compare(preset: str, device: torch.device, args) -> None:
 
     batch = {k: torch.stack([d[k] for d in data[: args.batch]]) for k in data[0]}  # (B, T)
     seed_everything(0)
-    sides = {
-        "sftlearn Trainer": trainer.train_step,
-        "sftlearn GPT, bare loop": BareStep(GPT(config), sftlearn_loss, batch, trainer),
-        "HF GPT-2 (gelu_new)": BareStep(hf_gpt2(config, "gelu_new"), hf_loss, batch, trainer),
-        "HF GPT-2 (gelu_pytorch_tanh)": BareStep(hf_gpt2(config, "gelu_pytorch_tanh"), hf_loss,
-                                                 batch, trainer),
+    builders = {  # the other sides, built only when asked for (each is a whole model)
+        "bare": ("sftlearn GPT, bare loop", lambda: BareStep(GPT(config), sftlearn_loss, batch,
+                                                             trainer)),
+        "hf": ("HF GPT-2 (gelu_new)", lambda: BareStep(hf_gpt2(config, "gelu_new"), hf_loss,
+                                                       batch, trainer)),
+        "hf-tanh": ("HF GPT-2 (gelu_pytorch_tanh)", lambda: BareStep(
+            hf_gpt2(config, "gelu_pytorch_tanh"), hf_loss, batch, trainer)),
     }
+    sides = {"sftlearn Trainer": trainer.train_step}  # always first: the reference of the ratios
+    for key in args.sides:
+        name, build = builders[key]
+        sides[name] = build()
     names = list(sides)
     times: dict[str, list[float]] = {name: [] for name in names}
-    for step in sides.values():  # warm-up: first-call allocations, kernel selection
-        seconds(step, 2, device)
+    for name, step in sides.items():  # warm-up: first-call allocations, kernel selection and,
+        took = seconds(step, 3, device)  # with --compile, the compilation
+        if args.compile:
+            print(f"warm-up of {name} (compiling): {took:.0f} s", flush=True)
     for r in range(args.rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
@@ -194,8 +206,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per side per round")
     parser.add_argument("--profile", action="store_true", help="profile sftlearn's step instead")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the Trainer's model (TrainConfig(compile=True))")
+                        help="torch.compile every side's model (the Trainer's through "
+                             "TrainConfig(compile=True))")
+    parser.add_argument("--sides", default="bare,hf,hf-tanh",
+                        help="which sides to time beside the Trainer, comma-separated from "
+                             "bare, hf, hf-tanh, or 'none' (each compiled side adds its "
+                             "compilation time)")
     args = parser.parse_args(argv)
+    known = {"bare", "hf", "hf-tanh"}
+    args.sides = [] if args.sides == "none" else [s.strip() for s in args.sides.split(",")]
+    if not set(args.sides) <= known:
+        parser.error(f"--sides: unknown {sorted(set(args.sides) - known)}; choose from "
+                     f"{sorted(known)} or 'none'")
 
     torch.set_num_threads(args.threads)
     if args.device is not None:
