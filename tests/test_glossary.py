@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,58 @@ def test_bad_chapter_is_explained(bad):
 def test_bad_format_is_explained():
     with pytest.raises(ValueError, match="fmt must be 'markdown' or 'html'"):
         glossary_table(fmt="latex")
+
+
+# ----- the lessons and the glossary agree ---------------------------------------------------
+# A lesson introduces a key term as **term** (中文 ...). Every such term must be in the glossary
+# under the same Chinese name, so the chapter tables and the lessons never disagree.
+LESSONS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+INTRODUCED = re.compile(r"\*\*([^*\n]+?)\*\*\s*\(([^)]*)\)")
+
+
+def introduced_terms(text: str) -> list[tuple[str, str]]:
+    """(term, its Chinese name) for every '**term** (中文, ...)' in a lesson's text."""
+    found = []
+    for match in INTRODUCED.finditer(text):
+        chinese = re.split(r"[,;:，；：]", match.group(2))[0].strip()
+        if CJK.search(chinese):
+            found.append((match.group(1), chinese))
+    return found
+
+
+def lookup_plural(term: str) -> Term:
+    """The glossary entry for a term as a lesson writes it, plural or not ('tokens')."""
+    try:
+        return lookup(term)
+    except UnknownTermError:
+        if term.endswith("s"):
+            return lookup(term[:-1])
+        raise
+
+
+def test_introduced_terms_are_found_in_a_lesson_like_text():
+    text = "A **token** (词元) and **Jacobians** (雅可比矩阵: matrices). Not **bold** (here), " \
+           "**softmax** (chapter 03)."
+    assert introduced_terms(text) == [("token", "词元"), ("Jacobians", "雅可比矩阵")]
+    assert lookup_plural("Jacobians").term == "Jacobian"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_every_term_a_lesson_introduces_is_in_the_glossary_with_its_chinese_name(lesson):
+    import nbformat
+
+    notebook = nbformat.read(lesson, as_version=4)
+    problems = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for term, chinese in introduced_terms(cell.source):
+            try:
+                entry = lookup_plural(term)
+            except UnknownTermError:
+                problems.append(f"cell {index}: **{term}** ({chinese}) is not in the glossary")
+                continue
+            if chinese not in entry.chinese:
+                problems.append(f"cell {index}: **{term}** ({chinese}) but the glossary says "
+                                f"{entry.chinese}")
+    assert not problems, "\n".join(problems)
