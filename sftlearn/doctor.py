@@ -230,6 +230,9 @@ def check_module(name: str, purpose: str, fix: str, minimum: tuple[int, ...] | N
 # ----------------------------------------------------------------------------- Jupyter
 
 
+NO_JUPYTER_COMMAND = "the jupyter command is not on PATH"
+
+
 def check_jupyter_command() -> Finding:
     """Will typing ``jupyter lab`` start this environment's JupyterLab?
 
@@ -242,7 +245,7 @@ def check_jupyter_command() -> Finding:
            f"with: {sys.executable} -m jupyterlab notebooks/")
     found = shutil.which("jupyter")
     if found is None:  # worth knowing, not wrong: "python -m jupyterlab" works as well
-        return Finding(None, "the jupyter command is not on PATH", fix)
+        return Finding(None, NO_JUPYTER_COMMAND, fix)
     if Path(found).parent.resolve() != here.resolve():
         return Finding(False, f"'jupyter' on PATH is {found}, from another environment: "
                               "'jupyter lab' would start kernels without sftlearn", fix)
@@ -370,7 +373,10 @@ def report(findings: list[Finding]) -> str:
     if problems:
         lines.append(f"{len(problems)} problem(s) to fix before the course runs smoothly.")
     else:
-        lines.append("Everything the course needs is here. Start with: jupyter lab notebooks/")
+        # without a jupyter command on PATH, say the start command that works as it is
+        no_command = any(f.what == NO_JUPYTER_COMMAND for f in findings)
+        start = f"{sys.executable} -m jupyterlab" if no_command else "jupyter lab"
+        lines.append(f"Everything the course needs is here. Start with: {start} notebooks/")
     return "\n".join(lines)
 
 

@@ -329,3 +329,11 @@ def test_healthy_checks_report_no_problem_here(monkeypatch, tmp_path):
     findings = doctor.run_checks(speed=False)
     assert [f.render() for f in findings if f.ok is False] == []
     assert doctor.report(findings).endswith("Start with: jupyter lab notebooks/")
+
+
+def test_without_a_jupyter_command_the_report_says_how_to_start_without_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("SFTLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(shutil, "which", fake_which(jupyter=None))
+    findings = doctor.run_checks(speed=False)
+    assert doctor.check_jupyter_command().ok is None  # worth knowing, not a problem
+    assert doctor.report(findings).endswith(f"Start with: {sys.executable} -m jupyterlab notebooks/")
