@@ -20,7 +20,8 @@ gradients, which gives the step one process would take with the whole global bat
 A batch is a dict with ``input_ids`` (B, T) and ``targets`` (targets already shifted; -100 is
 ignored) and optionally ``attention_mask``. The model is called as
 ``model(input_ids, targets=targets, attention_mask=attention_mask)`` and returns
-``(logits, loss)``; pass ``loss_fn`` to train anything else.
+``(logits, loss)``; pass ``loss_fn`` to compute the loss another way (the batch still needs
+``targets``: the Trainer weights micro-batches, and reports losses, per target token).
 """
 
 from __future__ import annotations
@@ -83,6 +84,18 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}.")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}.")
+        if self.eval_batches is not None and (not isinstance(self.eval_batches, int)
+                                              or self.eval_batches <= 0):
+            raise ValueError(f"TrainConfig.eval_batches must be a positive int, or None for every "
+                             f"validation batch, got {self.eval_batches!r}.")
+        if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
+            # a min_lr above lr would turn the cosine "decay" into a climb
+            raise ValueError(f"TrainConfig.min_lr must lie between 0 and lr ({self.lr}), got "
+                             f"{self.min_lr}; None means lr / 10.")
+        if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int)
+                                              or self.warmup_steps < 0):
+            raise ValueError(f"TrainConfig.warmup_steps must be an int >= 0 (or None for 5% of "
+                             f"max_steps), got {self.warmup_steps!r}.")
         if self.early_stopping_patience is not None and self.early_stopping_patience <= 0:
             raise ValueError("early_stopping_patience must be a positive int or None.")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -148,6 +161,12 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.de
 
 def count_targets(batch: dict) -> int:
     """Number of target tokens that count in the loss (computed on the CPU: no GPU sync)."""
+    if "targets" not in batch:
+        raise ValueError(
+            f"A training batch needs 'targets' (the next tokens, -100 where ignored), but the "
+            f"collate function gave only {sorted(batch)}. The Trainer weights every micro-batch "
+            f"by its number of targets, so a custom loss_fn still needs them in the batch."
+        )
     return int((batch["targets"] != IGNORE_INDEX).sum())
 
 
@@ -156,6 +175,9 @@ def evaluate_loss(model, data: Sequence, collate_fn: Callable | None = None, bat
                   max_batches: int | None = None, loss_fn: Callable = default_loss,
                   precision=None) -> float:
     """Mean loss per target token of ``model`` over ``data``, in order, without training."""
+    if max_batches is not None and (not isinstance(max_batches, int) or max_batches <= 0):
+        raise ValueError(f"max_batches must be a positive int, or None for every batch, got "
+                         f"{max_batches!r}.")
     collate_fn = collate_fn or _default_collate
     device = next(model.parameters()).device
     was_training = model.training
@@ -241,6 +263,10 @@ class Trainer:
         self._step_start: tuple | None = None  # set while a step is in progress
         self._saved_step: int | None = None  # the step of the last checkpoint written
         self._peak = peak_flops(self.device, self.precision.name)
+        # Steps since the last log: summed loss (a device tensor: no sync per step), targets and
+        # tokens. The first two are part of a checkpoint, so a resumed run logs the same
+        # averages as an uninterrupted one.
+        self._window = (torch.zeros((), device=self.device), 0, 0)
 
     # ------------------------------------------------------------------- data
     def _epoch_order(self) -> torch.Tensor:
@@ -302,10 +328,20 @@ class Trainer:
         world = distributed.world_size()
         loss_sum = torch.zeros((), device=self.device)
         for k, (batch, count) in enumerate(zip(micro, counts)):
-            batch = self._to_device(batch)
             # DDP averages the gradients over processes during backward. Only the step's last
             # micro-batch needs that; before it, gradients just accumulate in each process.
             needs_sync = world == 1 or k == len(micro) - 1
+            if count == 0:
+                # Every target of this micro-batch is masked: its mean loss would be 0/0 = NaN
+                # and poison the step, though its share of the step is zero. Skip it. Under DDP
+                # the last one must still join the gradient exchange: it runs with one target
+                # unmasked (so its loss is finite) and weight 0, which adds zero gradients.
+                if world == 1 or not needs_sync:
+                    continue
+                targets = batch["targets"].clone()
+                targets.view(-1)[0] = 0
+                batch = dict(batch, targets=targets)
+            batch = self._to_device(batch)
             with contextlib.nullcontext() if needs_sync else self.parallel_model.no_sync():
                 with self.precision.autocast(self.device):
                     loss = self.loss_fn(self.forward_model, batch)
@@ -378,20 +414,19 @@ class Trainer:
         show = cfg.progress and self.is_main  # under torchrun, one progress bar, not one each
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not show,
                    desc="training", dynamic_ncols=True, leave=True)
-        window_loss = torch.zeros((), device=self.device)
-        window_count, window_tokens, window_start = 0, 0, time.perf_counter()
+        window_start = time.perf_counter()
         try:
             while self.step < cfg.max_steps and not self.should_stop:
                 loss_sum, count, tokens = self.train_step()
-                window_loss += loss_sum
-                window_count += count
-                window_tokens += tokens
+                window_loss, window_count, window_tokens = self._window
+                self._window = (window_loss + loss_sum, window_count + count,
+                                window_tokens + tokens)
                 bar.update(1)
                 last_step = self.step == cfg.max_steps
                 if self.step % cfg.log_interval == 0 or last_step:
-                    self._log(bar, window_loss, window_count, window_tokens, window_start)
-                    window_loss = torch.zeros((), device=self.device)
-                    window_count, window_tokens, window_start = 0, 0, time.perf_counter()
+                    self._log(bar, *self._window, window_start)
+                    self._window = (torch.zeros((), device=self.device), 0, 0)
+                    window_start = time.perf_counter()
                 if self.val_data is not None and (
                     (cfg.eval_interval and self.step % cfg.eval_interval == 0) or last_step
                 ):
@@ -476,6 +511,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "best_val": self.best_val,
             "evals_without_improvement": self.evals_without_improvement,
+            "log_window": [float(self._window[0]), self._window[1]],  # loss sum, targets
             "world_size": distributed.world_size(),  # the global batch depends on it
             "optimizer": self.optimizer.state_dict(),
             "history": self.history.to_dict(),
@@ -491,6 +527,8 @@ class Trainer:
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
+        if self._best_state is not None:  # so restore_best still works after a resume
+            state["best_state"] = self._best_state
         return state
 
     def save_checkpoint(self):
@@ -549,6 +587,12 @@ class Trainer:
         self._order = None
         self.best_val = state["best_val"]
         self.evals_without_improvement = state["evals_without_improvement"]
+        best = state.get("best_state")
+        self._best_state = ({k: v.to(self.device) for k, v in best.items()}
+                            if best is not None else None)
+        loss, count = state.get("log_window", [0.0, 0])
+        # tokens restart at 0: they only measure speed, over the time since this resume
+        self._window = (torch.tensor(loss, device=self.device), count, 0)
         self.history = History.from_dict(state["history"])
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(_lists_to_python_rng(state["rng"]["python"]))

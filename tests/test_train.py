@@ -112,6 +112,20 @@ def test_grad_accumulation_equals_one_big_batch_even_with_masked_targets():
         assert torch.allclose(big[name], small[name], rtol=1e-5, atol=1e-7), name
 
 
+def test_a_micro_batch_with_every_target_masked_adds_nothing():
+    # Its mean loss is 0/0; it must be skipped, not turn the whole step into NaN.
+    data = cyclic_blocks(8)
+    for item in data[:2]:  # the first micro-batch of two: nothing to learn from
+        item["targets"] = torch.full_like(item["targets"], -100)
+    common = dict(max_steps=1, lr=1e-3, shuffle=False, grad_clip=None)
+    big = gradients_of_first_step(make_trainer(fresh_model(), data[:4], batch_size=4, **common))
+    small = gradients_of_first_step(
+        make_trainer(fresh_model(), data[:4], batch_size=2, grad_accum_steps=2, **common))
+    for name in big:
+        assert torch.isfinite(small[name]).all(), name
+        assert torch.allclose(big[name], small[name], rtol=1e-5, atol=1e-7), name
+
+
 # -------------------------------------------------------------- learning
 def test_tiny_model_overfits_one_batch():
     data = cyclic_blocks(8)
@@ -196,6 +210,33 @@ def test_resume_continues_bit_identically(tmp_path):
     history = resumed.fit(resume=True)
     assert history.steps == full.steps
     assert history.train_loss == full.train_loss  # exact, not approximate
+
+
+def test_resume_keeps_the_log_window_and_the_best_weights(tmp_path):
+    # Logs every 4 steps and checkpoints every 10: the checkpoint of step 40 falls inside a log
+    # window, and the best validation loss comes long before it. A resumed run must log the
+    # same averages and, with restore_best, end on the same (best) weights.
+    train, val = cyclic_blocks(8, seed=0), cyclic_blocks(8, seed=1)
+    common = dict(max_steps=60, batch_size=8, lr=3e-3, log_interval=4, eval_interval=10, seed=3)
+    full_trainer = make_trainer(fresh_model(), train, val, **common)
+    full = full_trainer.fit()
+    assert full.best_step < 40 < full.val_steps[-1]  # the case this test is about
+
+    class Kill(Callback):
+        def on_log(self, trainer, logs):
+            if logs["step"] == 44:
+                raise RuntimeError("killed")
+
+    killed = Trainer(fresh_model(), train, val, TrainConfig(
+        progress=False, checkpoint_dir=str(tmp_path), checkpoint_interval=10, **common),
+        collate_fn=stack_collate, callbacks=[Kill()])
+    with pytest.raises(RuntimeError, match="killed"):
+        killed.fit()
+    resumed = make_trainer(fresh_model(seed=99), train, val, checkpoint_dir=str(tmp_path), **common)
+    history = resumed.fit(resume=True)
+    assert history.train_loss == full.train_loss  # exact, the window over step 40 included
+    assert resumed.evaluate() == pytest.approx(full_trainer.evaluate(), abs=1e-6)
+    assert resumed.evaluate() == pytest.approx(full.best_val_loss, abs=1e-5)
 
 
 def test_each_step_is_checkpointed_once(tmp_path, monkeypatch):
