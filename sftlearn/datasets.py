@@ -112,7 +112,7 @@ def lm_datasets_from_text(
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)  # (N,)
     n_val = int(len(ids) * val_fraction)
-    if n_val == 0:
+    if val_fraction == 0:
         return LMBlockDataset(ids, block_size, stride=stride), None
     if n_val < block_size + 1:
         raise ValueError(

@@ -22,7 +22,10 @@ from .kv_cache import KVCache
 def filter_logits(
     logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None
 ) -> torch.Tensor:
-    """Set the logits of tokens outside the top-k / top-p set to -inf. logits: (B, V)."""
+    """Set the logits of tokens outside the top-k / top-p set to -inf. logits: (B, V).
+
+    Top-k keeps every token whose logit is at least the k-th largest, so tokens tied with
+    the k-th are all kept (as Hugging Face's top-k does): with ties, more than k survive."""
     if top_k is not None:
         if top_k <= 0:
             raise ValueError(f"top_k must be a positive int, got {top_k}.")
@@ -77,7 +80,7 @@ def generate(
     """Append up to ``max_new_tokens`` tokens to ``input_ids`` (B, T); returns (B, T + n).
 
     ``stop_token``: an id (or ids); a row that produces one stops, and its later positions are
-    filled with that stop id. Generation ends early when every row has stopped.
+    filled with the (first) stop id. Generation ends early when every row has stopped.
     ``attention_mask`` (B, T): 1 for real tokens; use it for a batch of *left-padded* prompts.
     """
     if greedy:
@@ -97,6 +100,14 @@ def generate(
         raise ValueError(
             f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape "
             f"{tuple(input_ids.shape)}."
+        )
+    if attention_mask is not None and not bool(attention_mask[:, -1].all()):
+        # With padding on the right, the first new token would be predicted from a padding
+        # position, which sees nothing of the prompt: the answer would be garbage.
+        raise ValueError(
+            "Prompts must be left-padded for generation: every row's last position must be a "
+            "real token (attention_mask 1). Put the pad ids before each prompt, as "
+            "sftlearn.sft.generate_answers does."
         )
     stops = (
         torch.tensor([], dtype=torch.long)

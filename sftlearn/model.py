@@ -167,6 +167,15 @@ class GPT(nn.Module):
         ``return_weights`` (a list of (B, H, T, T_total) tensors, else an empty list)."""
         past = kv_cache.length if kv_cache is not None else 0
         self.check_input_ids(input_ids, past)
+        if attention_mask is not None:
+            B, T = input_ids.shape
+            if tuple(attention_mask.shape) != (B, past + T):
+                cached = f" ({past} cached + {T} new: the mask covers the cached positions too)"
+                raise ValueError(
+                    f"attention_mask has shape {tuple(attention_mask.shape)}, but input_ids "
+                    f"{(B, T)} need ({B}, {past + T}){cached if past else ''}: one 1 or 0 per "
+                    f"token, 1 for real tokens and 0 for padding."
+                )
         positions = self.position_ids(input_ids, attention_mask, past)  # (B or 1, T)
         x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
         x = self.transformer.drop(x)

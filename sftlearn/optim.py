@@ -62,6 +62,18 @@ def _check_betas(beta1: float, beta2: float) -> None:
             raise ValueError(f"{name} must be in [0, 1), got {beta}; typical values are 0.9 and 0.999.")
 
 
+def _add_weight_decay(grad: torch.Tensor, param: torch.Tensor, weight_decay: float) -> torch.Tensor:
+    """The gradient plus the L2 penalty's λθ (coupled weight decay), after checking λ ≥ 0."""
+    _check_weight_decay(weight_decay)
+    return grad + weight_decay * param if weight_decay else grad
+
+
+def _check_weight_decay(weight_decay: float) -> None:
+    # a negative λ would grow the weights instead of shrinking them
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be ≥ 0, got {weight_decay}; 0.01 to 0.1 is usual.")
+
+
 def _check_t(t: int) -> None:
     if int(t) != t or t < 1:
         raise ValueError(f"the step number t counts from 1, got {t}; at t = 0 the bias "
@@ -73,8 +85,7 @@ def sgd_step(param: torch.Tensor, grad: torch.Tensor, lr: float,
     """One step of (stochastic) gradient descent: θ ← θ − η (g + λθ)."""
     _check_pair(param, grad)
     _check_lr(lr)
-    if weight_decay:
-        grad = grad + weight_decay * param  # L2 penalty ½λ‖θ‖² adds λθ to the gradient
+    grad = _add_weight_decay(grad, param, weight_decay)  # the L2 penalty ½λ‖θ‖² adds λθ
     return param - lr * grad
 
 
@@ -94,8 +105,7 @@ def momentum_step(param: torch.Tensor, grad: torch.Tensor, velocity: torch.Tenso
                          f"{tuple(param.shape)}; start from torch.zeros_like(param).")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}; 0.9 is the usual choice.")
-    if weight_decay:
-        grad = grad + weight_decay * param
+    grad = _add_weight_decay(grad, param, weight_decay)
     velocity = momentum * velocity + grad
     return param - lr * velocity, velocity
 
@@ -117,8 +127,7 @@ def adam_step(param: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch
     _check_lr(lr)
     _check_betas(beta1, beta2)
     _check_t(t)
-    if weight_decay:
-        grad = grad + weight_decay * param  # coupled: it will be divided by √v̂ below
+    grad = _add_weight_decay(grad, param, weight_decay)  # coupled: divided by √v̂ below
     m = beta1 * m + (1 - beta1) * grad
     v = beta2 * v + (1 - beta2) * grad * grad
     m_hat = m / (1 - beta1**t)
@@ -137,8 +146,7 @@ def adamw_step(param: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torc
 
     Returns ``(new_param, new_m, new_v)``.
     """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be ≥ 0, got {weight_decay}; 0.01 to 0.1 is usual.")
+    _check_weight_decay(weight_decay)
     _check_lr(lr)
     decayed = param * (1 - lr * weight_decay)
     return adam_step(decayed, grad, m, v, t, lr=lr, beta1=beta1, beta2=beta2, eps=eps)

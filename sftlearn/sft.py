@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from .datasets import Collator, SFTDataset, render_conversation
+from .datasets import Collator, SFTDataset, _message_list, render_conversation
 from .train import TrainConfig, Trainer, evaluate_loss
 
 # The special tokens of the chat template, for reference (the tokenizer owns their ids).
@@ -90,14 +90,14 @@ def generate_answers(
 ) -> list[str]:
     """The model's reply to each conversation (greedy unless sampling options are given).
 
-    Each conversation is a message list (or an object with ``.messages``); a trailing
+    Each conversation is a message list (or an object or dict with ``messages``); a trailing
     assistant message, if present, is dropped: it is the reference answer, not the prompt.
     """
     _check_chat_vocabulary(model, tokenizer)
     device = next(model.parameters()).device
     prompts = []
     for conv in conversations:
-        messages = list(getattr(conv, "messages", conv))
+        messages = list(_message_list(conv))
         if messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]
         ids, _ = render_conversation(tokenizer, messages, add_generation_prompt=True)

@@ -81,6 +81,14 @@ def test_reference_answer_is_dropped_not_used_as_context():
     assert with_answer == without
 
 
+def test_a_conversation_may_be_a_dict_holding_its_messages():
+    # SFTDataset and render_conversation accept {"messages": [...]}; so must generation
+    model = micro().eval()
+    as_list = sft.generate_answers(model, TOK, [chat("Who likes tea?")], max_new_tokens=8)
+    as_dict = sft.generate_answers(model, TOK, [{"messages": chat("Who likes tea?")}], max_new_tokens=8)
+    assert as_dict == as_list
+
+
 def test_prompt_longer_than_the_context_is_refused():
     model = micro(block=32).eval()
     with pytest.raises(ValueError, match=r"A prompt is \d+ tokens long; the model's context is 32\. Shorten it"):
