@@ -87,7 +87,20 @@ def _tied_names(model: torch.nn.Module) -> set[str]:
 
 
 def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
-    """Write the model's weights as safetensors, storing tied tensors once."""
+    """Write the model's weights as safetensors, storing tied tensors once.
+
+    A model with LoRA adapters is saved with them (a training checkpoint), but not while they
+    are merged: the base weights would then hold the update as well as the adapter, and a
+    model loaded from them would apply it twice."""
+    from .lora import lora_layers  # lora imports this module
+
+    if any(layer.merged for layer in lora_layers(model).values()):
+        raise ValueError(
+            "The model's LoRA adapters are merged into its weights, so saving both would apply "
+            "the update twice on loading. Call unload_lora(model) to keep the merged weights "
+            "alone (a plain model), unmerge_lora(model) to keep base and adapter apart, or "
+            "save_adapter(model, path) to save the adapter by itself."
+        )
     tied = _tied_names(model)
     tensors = {
         name: t.detach().cpu().contiguous()
@@ -131,10 +144,13 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
             )
             if part
         )
-        raise ValueError(
-            f"The weights in {path} do not fit this model ({details}). Build the model from "
-            f"the config saved next to the weights (sftlearn.checkpoint.load_model)."
-        )
+        hint = ("Build the model from the config saved next to the weights "
+                "(sftlearn.checkpoint.load_model).")
+        if any(".lora_" in name for name in unexpected):
+            hint = ("The file holds LoRA adapters: attach the same adapters first "
+                    "(sftlearn.lora.attach_lora with the rank it was trained with), or save "
+                    "models for use without them after unload_lora(model).")
+        raise ValueError(f"The weights in {path} do not fit this model ({details}). {hint}")
     model.load_state_dict(tensors, strict=False)  # strict=False only for the tied names
 
 

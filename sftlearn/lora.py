@@ -409,11 +409,12 @@ def load_adapter(model: nn.Module, path: str | Path) -> list[str]:
     meta = _read_adapter_config(path)
     saved = meta["layers"]
     _check_adapter_fits(model, saved, path)
-    if not lora_layers(model):
-        for p in model.parameters():
-            p.requires_grad_(False)
-        _wrap(model, {n: (s["r"], s["alpha"], s["dropout"]) for n, s in saved.items()})
-    layers = lora_layers(model)
+    # Read and check the tensors before touching the model: a refused load changes nothing.
+    if not (path / ADAPTER_FILE).is_file():
+        raise FileNotFoundError(
+            f"{path} has {ADAPTER_CONFIG_FILE} but no {ADAPTER_FILE}: the adapter is incomplete. "
+            f"Save it again with save_adapter."
+        )
     tensors = load_file(str(path / ADAPTER_FILE))
     expected = {f"{n}.lora_{ab}" for n in saved for ab in "AB"}
     if set(tensors) != expected:
@@ -422,6 +423,17 @@ def load_adapter(model: nn.Module, path: str | Path) -> list[str]:
             f"(missing {sorted(expected - set(tensors))[:3]}, unexpected "
             f"{sorted(set(tensors) - expected)[:3]}). Save the adapter again with save_adapter."
         )
+    wrong = [f"{n}.lora_{ab}" for n, s in saved.items() for ab, shape in
+             (("A", (s["r"], s["in_features"])), ("B", (s["out_features"], s["r"])))
+             if tuple(tensors[f"{n}.lora_{ab}"].shape) != shape]
+    if wrong:
+        raise ValueError(f"{path / ADAPTER_FILE} has tensors whose shapes disagree with its "
+                         f"{ADAPTER_CONFIG_FILE} ({wrong[:3]}). Save the adapter again.")
+    if not lora_layers(model):
+        for p in model.parameters():
+            p.requires_grad_(False)
+        _wrap(model, {n: (s["r"], s["alpha"], s["dropout"]) for n, s in saved.items()})
+    layers = lora_layers(model)
     with torch.no_grad():
         for name, layer in layers.items():
             layer.lora_A.copy_(tensors[f"{name}.lora_A"])
@@ -457,6 +469,10 @@ def _check_adapter_fits(model: nn.Module, saved: dict, path: Path) -> None:
             )
         elif isinstance(module, LoRALinear) and module.r != s["r"]:
             problems.append(f"{name} has rank {module.r} here but {s['r']} in the adapter")
+        elif isinstance(module, LoRALinear) and module.alpha != s["alpha"]:
+            # the update is scaled by alpha / r: another alpha would give other outputs
+            problems.append(f"{name} has alpha {module.alpha} here but {s['alpha']} in the "
+                            f"adapter")
         elif isinstance(module, LoRALinear) and module.merged:
             problems.append(f"{name} is merged; call unmerge_lora(model) before loading")
     if problems:

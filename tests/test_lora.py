@@ -373,6 +373,10 @@ def test_adapter_that_does_not_fit_is_refused(tmp_path):
     merge_lora(merged)
     with pytest.raises(ValueError, match="is merged; call unmerge_lora"):
         load_adapter(merged, tmp_path)
+    other_alpha = micro_gpt()  # same rank, another scale alpha / r: other outputs
+    attach_lora(other_alpha, r=4, alpha=32)
+    with pytest.raises(ValueError, match="alpha 32.0 here but 8.0 in the adapter"):
+        load_adapter(other_alpha, tmp_path)
     with pytest.raises(FileNotFoundError, match="not a saved adapter"):
         load_adapter(micro_gpt(), tmp_path / "missing")
     with pytest.raises(ValueError, match="no LoRA layers to save"):
@@ -429,3 +433,31 @@ def test_regex_targets_select_the_same_layers_as_peft():
                         if hasattr(m, "lora_A") and not isinstance(m, nn.ModuleDict))
     assert names == peft_names == ["transformer.h.1.attn.c_attn", "transformer.h.1.mlp.c_fc"]
     assert parameter_report(model).trainable == twin.get_nb_trainable_parameters()[0]
+
+
+def test_a_refused_adapter_load_leaves_the_model_as_it_was(tmp_path):
+    model = micro_gpt()
+    attach_lora(model, r=4, alpha=8)
+    save_adapter(model, tmp_path)
+    (tmp_path / ADAPTER_FILE).unlink()  # an incomplete copy: the config without the tensors
+    fresh = micro_gpt()
+    with pytest.raises(FileNotFoundError, match="no adapter.safetensors: the adapter is incomplete"):
+        load_adapter(fresh, tmp_path)
+    assert lora_layers(fresh) == {}
+    assert all(p.requires_grad for p in fresh.parameters())
+
+
+def test_a_merged_lora_model_is_not_saved_whole_and_loading_a_lora_model_says_why(tmp_path):
+    model = micro_gpt()
+    attach_lora(model, r=4, alpha=8)
+    randomise_b(model)
+    merge_lora(model)
+    with pytest.raises(ValueError, match=r"merged into its weights.*unload_lora\(model\)"):
+        save_model(model, tmp_path / "merged")
+    unmerge_lora(model)
+    save_model(model, tmp_path / "with-adapters")  # a training checkpoint keeps its adapters
+    with pytest.raises(ValueError, match=r"holds LoRA adapters: attach the same adapters first"):
+        load_model(tmp_path / "with-adapters")
+    unload_lora(model)  # merged in and removed: a plain model that loads anywhere
+    save_model(model, tmp_path / "plain")
+    torch.testing.assert_close(load_model(tmp_path / "plain")(ids())[0], model(ids())[0])
