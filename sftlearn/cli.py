@@ -5,7 +5,8 @@
     sftlearn pretrain          train a zoo base model and save it
     sftlearn sft               fine-tune a model on the instruction data and save it
     sftlearn chat MODEL_DIR    talk to a saved model
-    sftlearn data --stats      what the synthetic world contains
+    sftlearn data [--stats]    the synthetic world: two stories and one instruction per task
+                               family, or (--stats) what it contains, counted
     sftlearn build-exercises   write exercises/ from solutions/
 
 Every sub-command has ``--help``.
@@ -93,7 +94,7 @@ def _cmd_pretrain(args) -> int:
     from .checkpoint import save_model
     from .zoo import pretrain
 
-    overrides = {"max_steps": args.steps} if args.steps else {}
+    overrides = {"max_steps": args.steps} if args.steps is not None else {}
     model, tokenizer, trainer = pretrain(args.model, progress=not args.quiet,
                                          device=args.device, **overrides)
     if not trainer.is_main:  # under torchrun every process has the same model: one saves it
@@ -151,7 +152,19 @@ def _cmd_chat(args) -> int:
 def _cmd_data(args) -> int:
     from . import data
 
-    print(data.format_stats())
+    if args.stats:
+        print(data.format_stats())
+        return 0
+    # without --stats: a look at the world itself, the start of the corpus and one
+    # instruction of each task family
+    print("The first two stories of the pretraining corpus:\n")
+    stories = data.pretraining_text(2_000, seed=0).split("\n\n")[:2]  # whole stories only
+    print("\n\n".join(stories), "\n")
+    print("One training instruction of each task family:\n")
+    for example in data.sft_examples("train", n_per_family=1):
+        prompt = example.prompt.replace("\n", " / ")
+        print(f"  {example.family:<11} {prompt!r}\n  {'':<11} -> {example.answer!r}")
+    print("\nsftlearn data --stats counts the corpus, the splits and the labelled sets.")
     return 0
 
 

@@ -157,7 +157,8 @@ def base_model(name: str = "tiny-base", rebuild: bool = False, progress: bool = 
     if trainer.is_main:
         store(name, model, tokenizer, trainer.history)
     distributed.barrier()
-    return model, tokenizer
+    # pretrain hands the model back on the CPU; the cached path loads it onto `device`
+    return model.to(device or "cpu"), tokenizer
 
 
 def store(name: str, model, tokenizer, history=None) -> Path:

@@ -96,6 +96,19 @@ def test_data_stats_prints_the_report(capsys):
     assert "train" in out and "corpus" in out.lower()
 
 
+def test_data_without_stats_shows_the_corpus_and_one_instruction_per_family(capsys):
+    assert cli.main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "stories of the pretraining corpus" in out and "--stats" in out
+    for family in ("qa", "sentiment", "entities", "translate", "arithmetic", "strings"):
+        assert f"  {family} " in out
+
+
+def test_pretrain_with_zero_steps_is_refused_not_run_at_full_length(capsys):
+    assert cli.main(["pretrain", "--model", "micro-base", "--steps", "0", "--out", "unused"]) != 0
+    assert "max_steps must be a positive int" in capsys.readouterr().err
+
+
 def test_demo_runs_end_to_end_on_the_micro_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SFTLEARN_CACHE", str(tmp_path / "cache"))
     code = cli.main(["demo", "--model", "micro-base", "--steps", "4", "--train-per-family", "8",

@@ -232,6 +232,43 @@ BAD_INPUTS = [
              ValueError, r"Unknown model 'huge-base'", r"The zoo has: .*tiny-base"),
     BadInput("negative gradient clip", lambda p: TrainConfig(grad_clip=-1.0), ValueError,
              r"grad_clip must be a positive max gradient norm", r"or None for no clipping"),
+    BadInput("right-padded prompts", lambda p: micro().generate(
+        torch.tensor([[5, 6, 0]]), 2, attention_mask=torch.tensor([[1, 1, 0]])), ValueError,
+        r"Prompts must be left-padded", r"Put the pad ids before each prompt"),
+    BadInput("attention mask of the wrong shape", lambda p: micro()(
+        torch.zeros(2, 5, dtype=torch.long), attention_mask=torch.ones(2, 4)), ValueError,
+        r"attention_mask has shape \(2, 4\), but input_ids \(2, 5\) need \(2, 5\)",
+        r"1 for real tokens and 0 for padding"),
+    BadInput("negative weight decay in SGD", lambda p: __import__("sftlearn.optim").optim.sgd_step(
+        torch.ones(3), torch.zeros(3), 0.1, weight_decay=-1), ValueError,
+        r"weight_decay must be ≥ 0, got -1", r"0\.01 to 0\.1 is usual"),
+    BadInput("a validation fraction too small for one token", lambda p: __import__(
+        "sftlearn.datasets").datasets.lm_datasets_from_text("abcdefgh" * 20, CharTokenizer.from_world(),
+        block_size=8, val_fraction=0.001), ValueError, r"the validation part has 0 tokens",
+        r"use more text, a larger val_fraction"),
+    BadInput("a lone surrogate in the text", lambda p: TOK.encode("a\ud83db"), ValueError,
+             r"lone surrogate '\\ud83d' at position 1", r"text\.encode\('utf-8', 'replace'\)"),
+    BadInput("space-joined BIO tags", lambda p: __import__("sftlearn.metrics").metrics.entity_f1(
+        ["B-PER I-PER O"], ["B-PER I-PER O"]), ValueError, r"strings with spaces",
+        r"\[s\.split\(\) for s in"),
+    BadInput("boolean targets for perplexity", lambda p: __import__("sftlearn.metrics").metrics
+             .perplexity_from_logits(torch.zeros(2, 3), torch.tensor([True, False])), TypeError,
+             r"targets must hold integer token ids, got torch\.bool", r"use targets\.long\(\)"),
+    BadInput("no targets for perplexity", lambda p: __import__("sftlearn.metrics").metrics
+             .perplexity_from_logits(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), ValueError,
+             r"targets is empty", r"pass at least one token id"),
+    BadInput("no validation batches", lambda p: TrainConfig(eval_batches=0), ValueError,
+             r"eval_batches must be a positive int", r"or None for every validation batch"),
+    BadInput("min_lr above lr", lambda p: TrainConfig(lr=1e-3, min_lr=1.0), ValueError,
+             r"min_lr must lie between 0 and lr", r"None means lr / 10"),
+    BadInput("negative warm-up", lambda p: TrainConfig(warmup_steps=-1), ValueError,
+             r"warmup_steps must be an int >= 0", r"or None for 5% of max_steps"),
+    BadInput("evaluating zero batches", lambda p: __import__("sftlearn.train").train.evaluate_loss(
+        micro(), [], max_batches=0), ValueError, r"max_batches must be a positive int",
+        r"or None for every batch"),
+    BadInput("a batch without targets", lambda p: __import__("sftlearn.train").train.count_targets(
+        {"x": torch.zeros(2)}), ValueError, r"needs 'targets'.*gave only \['x'\]",
+        r"a custom loss_fn still needs them"),
     BadInput("resume without a checkpoint folder", lambda p: trainer(micro(), max_steps=1).fit(resume=True),
              ValueError, r"resume=True needs TrainConfig\.checkpoint_dir", r"to be set"),
     BadInput("frozen model", lambda p: trainer(micro().requires_grad_(False), max_steps=1), ValueError,

@@ -73,8 +73,12 @@ def perplexity_from_logits(
             f"{tuple(targets.shape)}: logits need one extra last dimension, the vocabulary "
             "(e.g. logits (B, T, V) with targets (B, T))"
         )
-    if targets.is_floating_point():
-        raise TypeError("targets must hold integer token ids (use targets.long())")
+    if targets.is_floating_point() or targets.dtype == torch.bool:
+        raise TypeError(f"targets must hold integer token ids, got {targets.dtype} "
+                        f"(use targets.long())")
+    if targets.numel() == 0:
+        raise ValueError("targets is empty: there is nothing to score; pass at least one "
+                         "token id")
     scored = targets != ignore_index
     if not bool(scored.any()):
         raise ValueError(

@@ -116,6 +116,13 @@ def _sentences(tags, name: str) -> list[Sequence[str]]:
             f"'O'], got {type(tags).__name__}."
         )
     if len(tags) and all(isinstance(t, str) for t in tags):
+        if any(any(ch.isspace() for ch in t) for t in tags):
+            # 'B-PER I-PER O' is a whole sentence written as one string, not a tag
+            raise ValueError(
+                f"{name} holds strings with spaces ({next(t for t in tags if ' ' in t)!r}): "
+                f"each looks like a sentence of space-separated tags. Pass lists of tags, e.g. "
+                f"[s.split() for s in {name}]."
+            )
         return [tags]  # one sentence
     for k, sentence in enumerate(tags):
         if isinstance(sentence, str) or not isinstance(sentence, Sequence):

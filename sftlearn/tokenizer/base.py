@@ -182,6 +182,16 @@ class Tokenizer:
                 f"encode expects a str, got {type(text).__name__}; "
                 "for a list of texts use encode_batch"
             )
+        try:
+            text.encode("utf-8")  # fails only on a lone surrogate (C speed: cheap for a corpus)
+        except UnicodeEncodeError as error:
+            # half of a UTF-16 surrogate pair (e.g. a string cut in the middle of an emoji):
+            # not a character, and it has no UTF-8 bytes
+            raise ValueError(
+                f"The text has a lone surrogate {text[error.start]!r} at position "
+                f"{error.start}, which is not a character (half of an emoji cut in two?). Clean "
+                f"the text first, e.g. text.encode('utf-8', 'replace').decode('utf-8')."
+            ) from None
         ids = [BOS_ID] if add_bos else []
         for piece, special_id in split_on_special_tokens(text):
             if special_id is None:
