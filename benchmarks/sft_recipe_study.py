@@ -45,9 +45,8 @@ from sftlearn.model import GPT, IGNORE_INDEX
 from sftlearn.sft import evaluate_tasks
 from sftlearn.train import TrainConfig, Trainer
 
-IDLE_TOKENS_PER_S = 7_700  # tiny preset, idle 2-core CPU, T=256 (measured elsewhere)
+IDLE_TOKENS_PER_S = 7_700  # tiny preset, idle 2-core CPU (measured elsewhere): a rough guide
 TEST_PER_FAMILY = 100  # the whole test split
-PACK_LEN = 256  # = the model's block size
 
 
 @dataclass(frozen=True)
@@ -126,8 +125,9 @@ def sorted_batches(items, step_tokens: int, seed: int, chunk: int = 512):
     return batches
 
 
-def packed_rows(dataset: SFTDataset, seed: int, length: int = PACK_LEN):
-    """Whole conversations concatenated into rows of at most ``length`` input tokens."""
+def packed_rows(dataset: SFTDataset, seed: int, length: int):
+    """Whole conversations concatenated into rows of at most ``length`` input tokens (the
+    model's block size)."""
     order = list(range(len(dataset.rendered)))
     random.Random(seed).shuffle(order)
     rows, ids, mask = [], [], []
@@ -155,8 +155,8 @@ def training_data(run: Run, examples, tokenizer, block_size: int):
         return sorted_batches(ds.items, run.step_tokens, run.seed), 1, CountingCollate(
             tokenizer.pad_id, batched=True)
     if run.batching == "packed":
-        return packed_rows(ds, run.seed), run.step_tokens // PACK_LEN, CountingCollate(
-            tokenizer.pad_id)
+        return packed_rows(ds, run.seed, block_size), run.step_tokens // block_size, \
+            CountingCollate(tokenizer.pad_id)
     raise ValueError(run.batching)
 
 

@@ -9,7 +9,7 @@ Presets (``GPTConfig.preset(name, **overrides)``):
 name      layers  heads   width   context  for
 ========  ======  ======  ======  =======  ==========================================
 micro     2       2       64      128      unit tests and the quickest demos
-tiny      4       4       128     256      the course's CPU lessons (~0.8 M parameters)
+tiny      4       4       128     256      the course's CPU lessons (~0.9 M parameters)
 mini      6       6       384     512      a bigger CPU run or a small GPU run
 small     12      12      768     1024     GPT-2 small's shape (124 M with GPT-2's vocab)
 ========  ======  ======  ======  =======  ==========================================
@@ -51,8 +51,12 @@ class GPTConfig:
                 f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): each head "
                 f"gets n_embd / n_head dimensions. Pick n_embd as a multiple of n_head."
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}.")
+        if not isinstance(self.bias, bool):
+            # any non-empty string would count as True and quietly give the model biases
+            raise ValueError(f"bias must be True or False, got {self.bias!r}.")
         if self.attention not in ATTENTION_PATHS:
             raise ValueError(
                 f"attention must be one of {ATTENTION_PATHS}, got {self.attention!r}."

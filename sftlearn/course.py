@@ -286,7 +286,7 @@ def check_exercises_in_sync(src_dir: str | Path = "solutions", dst_dir: str | Pa
     src, dst = Path(src_dir), Path(dst_dir)
     fix = "run `sftlearn build-exercises` (never edit exercises by hand)"
     problems = []
-    sources = _notebooks(src) if src.is_dir() else []
+    sources = _solution_notebooks(src)  # a missing folder is an error, never "in sync"
     for path in sources:
         target = dst / path.name
         if not target.exists():

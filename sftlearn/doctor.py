@@ -264,9 +264,13 @@ def check_kernel() -> Finding:
         return Finding(False, "no 'python3' Jupyter kernel found",
                        f"run: {sys.executable} -m ipykernel install --user --name python3")
     executable = spec.argv[0] if spec.argv else ""
-    # Jupyter replaces a bare "python" in a kernel spec by the Python running JupyterLab.
+    # Jupyter replaces a bare "python" in a kernel spec by the Python running JupyterLab. A
+    # path counts when it is in this environment's own folder of commands: symbolic links are
+    # not followed, because every virtual environment's python links to the same base Python,
+    # which has none of this environment's packages.
+    here = Path(os.path.abspath(sys.executable)).parent
     if executable in ("python", "python3", sys.executable) or (
-        Path(executable).resolve() == Path(sys.executable).resolve()
+        Path(os.path.abspath(executable)).parent == here
     ):
         return Finding(True, "Jupyter's python3 kernel uses this environment")
     return Finding(

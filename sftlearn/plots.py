@@ -110,8 +110,9 @@ def _check_labels(name: str, labels: Sequence[Any] | None, size: int, axis: str)
         return None
     labels = [drawable(token_label(label)) for label in labels]
     if len(labels) != size:
+        one = axis[:-2] if axis.endswith("sses") else axis[:-1]  # classes -> class, rows -> row
         raise ValueError(f"{name} has {len(labels)} labels but the matrix has {size} {axis}; "
-                         "give one label per " + axis[:-1] + ".")
+                         f"give one label per {one}.")
     return labels
 
 
@@ -212,7 +213,8 @@ def attention_heads(
 
     ``weights`` has shape (H, T_q, T_k) for the heads of one layer, or (L, H, T_q, T_k) for
     every layer (what ``GPT.attention_maps(ids)[:, 0]`` gives for the first sequence).
-    Panels are titled "layer l · head h". Returns the Figure.
+    Panels are titled "layer l · head h" (just "head h" for the heads of one layer). Returns
+    the Figure.
     """
     values = _as_array("weights", weights, (3, 4))
     one_layer = values.ndim == 3
@@ -295,6 +297,7 @@ def plot_confusion_matrix(
     values = _as_array("matrix", matrix, (2,))
     if values.shape[0] != values.shape[1]:
         raise ValueError(f"a confusion matrix is square (classes × classes), got shape {values.shape}.")
+    _check_labels("class_names", class_names, values.shape[0], "classes")  # named as passed
     if normalise:
         totals = values.sum(axis=1, keepdims=True)
         values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)

@@ -143,6 +143,12 @@ def cell_weights(module: torch.nn.Module, layer: int = 0) -> dict[str, torch.Ten
         )
     if getattr(module, "bidirectional", False) or getattr(module, "proj_size", 0):
         raise ValueError("cell_weights: bidirectional and projected LSTMs are not supported.")
+    if getattr(module, "nonlinearity", "tanh") != "tanh":
+        # rnn_cell is the tanh RNN: the same weights under ReLU compute something else
+        raise ValueError(
+            f"cell_weights: this RNN uses nonlinearity={module.nonlinearity!r}, but rnn_cell "
+            f"computes the tanh RNN; build it with nonlinearity='tanh' to compare the two."
+        )
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     return {name: getattr(module, name + suffix).detach() for name in names
             if getattr(module, name + suffix, None) is not None}

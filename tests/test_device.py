@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sftlearn import device as dev
-from sftlearn.perf import mfu, peak_flops
+from sftlearn.perf import mfu, peak_flops, peak_for_name
 
 
 def test_cpu_is_always_available_and_last():
@@ -71,6 +71,17 @@ def test_seed_everything_repeats_all_generators():
     assert draw() == first
     with pytest.raises(TypeError, match="seed must be an int"):
         dev.seed_everything("7")
+
+
+def test_peaks_are_found_by_whole_words_of_the_device_name():
+    assert peak_for_name("NVIDIA H100 80GB HBM3", "bf16") == 989e12  # SXM
+    assert peak_for_name("NVIDIA H100 PCIe", "bf16") == 756e12
+    assert peak_for_name("NVIDIA H100 NVL", "bf16") == 835e12
+    assert peak_for_name("NVIDIA L40", "bf16") == 181e12  # not the L4's 121
+    assert peak_for_name("NVIDIA L4", "bf16") == 121e12
+    assert peak_for_name("NVIDIA L40S", "bf16") == 362e12
+    assert peak_for_name("Tesla T4", "bf16") is None  # no bf16 on a T4
+    assert peak_for_name("Some Future GPU", "bf16") is None
 
 
 def test_mfu_arithmetic_and_unknown_devices():

@@ -205,12 +205,23 @@ def test_kernel_of_another_environment_is_a_problem(monkeypatch):
     assert f"{sys.executable} -m ipykernel install --user --name python3" in finding.fix
 
 
+def test_kernel_of_another_environment_on_the_same_base_python_is_a_problem(monkeypatch, tmp_path):
+    # Another virtual environment's python is a link to the same base interpreter as ours:
+    # following links would call it "this environment", though sftlearn is not installed there.
+    other = tmp_path / "other-env" / "bin"
+    other.mkdir(parents=True)
+    (other / "python3").symlink_to(Path(sys.executable).resolve())
+    fake_kernel(monkeypatch, [str(other / "python3"), "-m", "ipykernel_launcher"])
+    assert doctor.check_kernel().ok is False
+
+
 def test_missing_kernel_and_kernels_that_are_fine(monkeypatch):
     fake_kernel(monkeypatch, None)
     missing = doctor.check_kernel()
     assert missing.ok is False and missing.what == "no 'python3' Jupyter kernel found"
     assert "-m ipykernel install" in missing.fix
-    for argv0 in ("python", sys.executable):  # Jupyter runs a bare "python" as its own Python
+    same_folder = str(Path(sys.executable).parent / "python")  # this environment, other name
+    for argv0 in ("python", sys.executable, same_folder):  # a bare "python" is Jupyter's own
         fake_kernel(monkeypatch, [argv0, "-m", "ipykernel_launcher"])
         assert doctor.check_kernel().ok is True
 

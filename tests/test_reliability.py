@@ -257,6 +257,19 @@ BAD_INPUTS = [
     BadInput("no targets for perplexity", lambda p: __import__("sftlearn.metrics").metrics
              .perplexity_from_logits(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), ValueError,
              r"targets is empty", r"pass at least one token id"),
+    BadInput("a string for bias", lambda p: GPTConfig(bias="no"), ValueError,
+             r"bias must be True or False, got 'no'", r"True or False"),
+    BadInput("a string for dropout", lambda p: GPTConfig(dropout="0.1"), ValueError,
+             r"dropout must be a number in \[0, 1\), got '0.1'", r"a number"),
+    BadInput("a ReLU RNN for the tanh cell", lambda p: __import__("sftlearn.recurrent").recurrent
+             .cell_weights(torch.nn.RNN(3, 4, nonlinearity="relu")), ValueError,
+             r"nonlinearity='relu', but rnn_cell computes the tanh RNN", r"nonlinearity='tanh'"),
+    BadInput("checking exercises against a missing solutions folder", lambda p: __import__(
+        "sftlearn.course").course.check_exercises_in_sync(p / "nope", p / "nope2"),
+        FileNotFoundError, r"solutions folder .* does not exist", r"run from the course's root"),
+    BadInput("class names that do not fit the confusion matrix", lambda p: __import__(
+        "sftlearn.plots").plots.plot_confusion_matrix(torch.eye(2).numpy(), class_names=["a", "b", "c"]),
+        ValueError, r"class_names has 3 labels but the matrix has 2 classes", r"one label per class\."),
     BadInput("no validation batches", lambda p: TrainConfig(eval_batches=0), ValueError,
              r"eval_batches must be a positive int", r"or None for every validation batch"),
     BadInput("min_lr above lr", lambda p: TrainConfig(lr=1e-3, min_lr=1.0), ValueError,

@@ -63,6 +63,11 @@ def test_bad_inputs_are_explained():
         lrw.gd_path(0.1, steps=0)
     with pytest.raises(ValueError, match="at least one learning rate"):
         lrw.sweep_figure(lrs=())
+    with pytest.raises(ValueError, match=r"lr = 0.5 is outside the explorer's slider, which runs "
+                                         r"from 0.00316228 to 0.316228"):
+        lrw.LearningRateExplorer(lr=0.5, draw=False)
+    with pytest.raises(ValueError, match="steepness = 40.0 is outside"):
+        lrw.LearningRateExplorer(steepness=40.0, draw=False)
 
 
 def test_sweep_figure_has_a_panel_per_rate_and_a_loss_panel():

@@ -153,6 +153,20 @@ def test_widget_reacts_to_the_sliders(model, tokenizer):
     assert explorer.seed == 1 and explorer.samples != first
 
 
+def test_widget_refuses_settings_its_sliders_cannot_show_and_keeps_n_and_seed(monkeypatch, model,
+                                                                               tokenizer):
+    for setting, message in (({"temperature": 5.0}, "temperature = 5.0 is outside"),
+                             ({"top_k": 100}, "top_k = 100 is outside"),
+                             ({"top_p": 0.01}, "top_p = 0.01 is outside")):
+        with pytest.raises(ValueError, match=message):
+            sw.SamplingExplorer(model, tokenizer, "Mia", draw=False, **setting)
+    monkeypatch.setattr(sw, "headless", lambda: False)  # the live explorer, not the static one
+    explorer = sw.sampling_explorer(model, tokenizer, "Mia has a", n=4, seed=7, max_new_tokens=5)
+    assert explorer.n_samples == 4 and explorer.seed == 7 and len(explorer.samples) == 4
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        sw.sample_texts(model, tokenizer, "", n=2)
+
+
 def test_widget_explains_a_prompt_it_cannot_read(model, tokenizer):
     explorer = sw.SamplingExplorer(model, tokenizer, "Mia", draw=False)
     explorer.prompt.value = "🙂"

@@ -39,6 +39,15 @@ def figure_png(fig, dpi: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+def check_slider_value(name: str, value: float, low: float, high: float) -> float:
+    """``value`` if a slider from ``low`` to ``high`` can show it; else a clear error (a slider
+    would silently move an out-of-range value to its end)."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} = {value} is outside the explorer's slider, which runs from "
+                         f"{low:g} to {high:g}; start it inside that range.")
+    return value
+
+
 class Explorer:
     """Base of the explorers: a cell that ends with one shows its control panel ``widget``.
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sftlearn.widgets import Explorer, figure_png, headless
+from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
 
 START = (-4.0, 1.5)  # far along the gentle direction, a little way up the steep one
 STEPS = 25
@@ -221,6 +221,8 @@ class LearningRateExplorer(Explorer):
         import ipywidgets as w  # imported here: the package must import without it
 
         self.steps, self.start, self.draw = steps, start, draw
+        check_slider_value("lr", lr, 10**-2.5, 10**-0.5)
+        check_slider_value("steepness", steepness, 1.0, 25.0)
         # Log scale: interesting rates span two decades, from crawling to diverging.
         self.lr = w.FloatLogSlider(value=lr, base=10, min=-2.5, max=-0.5, step=0.01,
                                    description="learning rate η", readout_format=".3f",

@@ -29,7 +29,7 @@ import torch
 
 from sftlearn import plots
 from sftlearn.generation import filter_logits
-from sftlearn.widgets import Explorer, figure_png, headless
+from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
 
 # (label, temperature, top_k, top_p) for the static table of samples.
 DEFAULT_SETTINGS: tuple[tuple[str, float, int | None, float | None], ...] = (
@@ -131,13 +131,15 @@ def sample_texts(model, tokenizer, prompt: str, n: int = 3, max_new_tokens: int 
     """
     _check_settings(temperature, top_k, top_p)
     ids = tokenizer.encode(prompt)
+    if not ids:
+        raise ValueError("the prompt is empty: give the model at least one token to continue.")
     room = model.config.block_size - len(ids)
     if room < 1:
         raise ValueError(f"the prompt has {len(ids)} tokens and fills the model's context of "
                          f"{model.config.block_size}; shorten it.")
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    x = torch.tensor([ids] * n, device=device)  # (n, T)
+    x = torch.tensor([ids] * n, dtype=torch.long, device=device)  # (n, T)
     out = model.generate(x, min(max_new_tokens, room), temperature=temperature, top_k=top_k,
                          top_p=top_p, generator=gen)
     return [tokenizer.decode(row[len(ids):].tolist()) for row in out.cpu()]
@@ -214,12 +216,15 @@ class SamplingExplorer(Explorer):
 
     def __init__(self, model, tokenizer, prompt: str, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, n_samples: int = 3, max_new_tokens: int = 60,
-                 draw: bool = True):
+                 draw: bool = True, seed: int = 0):
         import ipywidgets as w  # imported here: the package must import without it
 
         self.model, self.tokenizer = model, tokenizer
         self.n_samples, self.max_new_tokens, self.draw = n_samples, max_new_tokens, draw
-        self.seed = 0
+        self.seed = seed
+        check_slider_value("temperature", temperature, 0.0, 3.0)
+        check_slider_value("top_k", top_k, 0, 50)
+        check_slider_value("top_p", top_p, 0.05, 1.0)
         style = {"description_width": "initial"}
         self.prompt = w.Text(value=prompt, description="prompt", style=style, continuous_update=False)
         self.temperature = w.FloatSlider(value=temperature, min=0.0, max=3.0, step=0.05,
@@ -294,7 +299,8 @@ def sampling_explorer(model, tokenizer, prompt: str, temperature: float = 2.0, t
     for one setting (:func:`sampling_figure`) and a printed table of samples for ``settings``.
 
     Returns the :class:`SamplingExplorer` (displayed when it ends a cell), or ``None`` after the
-    static output.
+    static output. ``settings`` lists the rows of the static table; the live explorer has
+    sliders instead.
     """
     if headless():
         sampling_figure(model, tokenizer, prompt, temperature, top_k, top_p)
@@ -306,4 +312,5 @@ def sampling_explorer(model, tokenizer, prompt: str, temperature: float = 2.0, t
             print(f"{label:<{width}} | {_one_line(text)}")
         return None
     return SamplingExplorer(model, tokenizer, prompt, temperature=temperature, top_k=top_k or 0,
-                            top_p=top_p or 1.0, max_new_tokens=max_new_tokens)
+                            top_p=top_p or 1.0, n_samples=n, max_new_tokens=max_new_tokens,
+                            seed=seed)
