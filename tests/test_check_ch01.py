@@ -331,7 +331,7 @@ def test_train_bpe_accepts_lists_as_pairs(capsys):
 
 def test_encode_right(capsys):
     ch01.check_encode(ch01.reference_encode)
-    assert capsys.readouterr().out.startswith("✓ encode: correct on 6 texts")
+    assert capsys.readouterr().out.startswith("✓ encode: correct on 8 texts")
 
 
 def test_encode_stub(capsys):
@@ -426,3 +426,14 @@ def test_prompt_ids_other_mistake_shows_both_decodings():
     )
     out_of_range = failure_of(ch01.check_prompt_ids, lambda tok, t: [1, 4, 99_999, 6, 5])
     assert "which decodes to '(ids outside 0..291)'" in out_of_range.message
+
+
+def test_encode_by_longest_match_or_across_pieces_is_caught():
+    from sftlearn.tokenizer import pretokenize
+
+    def longest(text, merges):
+        return [t for piece in pretokenize(text) for t in ch01._longest_match(piece, merges)]
+
+    assert "as WordPiece does" in failure_of(ch01.check_encode, longest).message
+    assert "across the pieces of the pre-tokenizer" in failure_of(
+        ch01.check_encode, ch01._merged_without_pretokenizing).message

@@ -367,7 +367,14 @@ def test_odd_one_out_right(capsys):
     ch02.check_odd_one_out(right_odd_one_out)
     ch02.check_odd_one_out(lambda E, ids: torch.tensor(ids)[int(F.cosine_similarity(
         E[ids][:, None], E[ids][None], dim=-1).mean(dim=-1).argmin())])  # a 0-d tensor is fine
-    assert capsys.readouterr().out.count("✓ odd_one_out: correct on 4 word lists") == 2
+    assert capsys.readouterr().out.count("✓ odd_one_out: correct on 5 word lists") == 2
+
+
+def test_odd_one_out_by_distance_is_caught(capsys):
+    # a long vector that points like its group is far away, but not odd
+    failure = failure_of(ch02.check_odd_one_out,
+                         lambda E, ids: ids[int(torch.cdist(E[ids], E[ids]).sum(-1).argmax())])
+    assert "farthest from the others by distance" in failure.message
 
 
 def test_odd_one_out_stub(capsys):
@@ -418,3 +425,13 @@ def test_odd_one_out_wrong_types():
     failure = failure_of(ch02.check_odd_one_out, lambda E, ids: E[ids[-1]])
     assert "should return one token id (an int), but returned tensor([0.0, 1.0," in failure.message
     assert "returned None" in failure_of(ch02.check_odd_one_out, lambda E, ids: None).message
+
+
+def test_pca_projection_returned_as_a_numpy_array_is_compared_up_to_sign(capsys):
+    def with_numpy(X, k):  # what scikit-learn's PCA would give: NumPy, any sign per column
+        Xc = X - X.mean(dim=0)
+        _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
+        return (-(Xc @ Vh[:k].T)).numpy()
+
+    ch02.check_pca_project(with_numpy)
+    assert "✓ pca_project" in capsys.readouterr().out

@@ -408,3 +408,10 @@ def test_checks_leave_torch_grad_mode_alone():
     assert torch.is_grad_enabled()
     ch03.check_causal_self_attention(csa_right)
     assert torch.is_grad_enabled()
+
+
+def test_softmax_that_breaks_on_masked_scores_is_told_why():
+    # subtracting the mean: −inf − (−inf) is NaN on a masked row; no score there is huge
+    failure = failure_of(ch03.check_softmax, lambda s: (s - s.mean(-1, keepdim=True)).exp()
+                         / (s - s.mean(-1, keepdim=True)).exp().sum(-1, keepdim=True))
+    assert "from the −inf scores of masked positions" in failure.message

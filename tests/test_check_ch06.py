@@ -289,3 +289,10 @@ def test_receptive_field_wrong_answers(answer, words):
 def test_receptive_field_accepts_a_tensor(capsys):
     ch06.check_receptive_field(lambda k, ds: torch.tensor(1 + sum((k - 1) * d for d in ds)))
     assert capsys.readouterr().out.startswith("✓ receptive_field")
+
+
+def test_receptive_field_as_a_numpy_integer_is_a_number(capsys):
+    import numpy as np
+
+    ch06.check_receptive_field(lambda k, d: 1 + (k - 1) * np.sum(d, dtype=np.int64))
+    assert "✓ receptive_field" in capsys.readouterr().out

@@ -120,9 +120,13 @@ def right_block_forward(block, x):
 
 def test_block_forward_right(capsys):
     ch07.check_block_forward(right_block_forward)
-    ch07.check_block_forward(lambda block, x: block(x)[0])
     out = capsys.readouterr().out
-    assert out.count("✓ block_forward: correct on 3 blocks") == 2
+    assert out.count("✓ block_forward: correct on 3 blocks") == 1
+
+
+def test_block_forward_that_calls_the_block_is_refused():
+    failure = failure_of(ch07.check_block_forward, lambda block, x: block(x)[0])
+    assert "calls the block itself" in failure.message
 
 
 def post_ln(block, x):
@@ -191,7 +195,7 @@ def test_block_forward_other_errors_name_the_input_briefly():
 
 
 def test_block_forward_returning_a_tuple():
-    failure = failure_of(ch07.check_block_forward, lambda block, x: block(x))
+    failure = failure_of(ch07.check_block_forward, lambda block, x: (right_block_forward(block, x), None))
     assert failure.message == ("block_forward(block, x) for x of shape (2, 5, 16) returned a tuple of "
                                "2 items; return only the output tensor.")
 

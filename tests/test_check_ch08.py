@@ -300,3 +300,23 @@ def test_perplexity_message_names_the_numbers():
         "heldout_perplexity for three full batches and a short last one (losses [1.2, 1.05, 1.1, 2.4], "
         "tokens [4096, 4096, 4096, 512]) is 4.21016, but should be 3.21556: it averages the batch losses")
     assert "Weight each batch's mean loss by its number of tokens" in failure.hint
+
+
+def test_top_p_mask_left_in_sorted_order_and_a_wrong_kept_set_are_named():
+    def sorted_order(z, p):
+        probs = torch.softmax(z, -1)
+        sorted_p, _ = torch.sort(probs, descending=True, dim=-1)
+        return z.masked_fill(sorted_p.cumsum(-1) - sorted_p >= p, float("-inf"))
+
+    assert "applied to the logits in vocabulary order" in failure_of(
+        ch08.check_top_p_filter, sorted_order).message
+
+    def ascending(z, p):  # adds up from the least likely: drops nothing here
+        probs = torch.softmax(z, -1)
+        sorted_p, order = torch.sort(probs, dim=-1)
+        drop = torch.zeros_like(sorted_p, dtype=torch.bool).scatter(
+            -1, order, sorted_p.cumsum(-1) - sorted_p >= p)
+        return z.masked_fill(drop, float("-inf"))
+
+    assert "keeps the tokens at positions [0, 1, 2, 3, 4], but should keep [0, 2]" in failure_of(
+        ch08.check_top_p_filter, ascending).message

@@ -180,7 +180,7 @@ def test_collate_right(capsys):
         out["attention_mask"] = out["attention_mask"].bool()
         return out
     ch09.check_collate(bool_mask)
-    assert capsys.readouterr().out.count("✓ collate: correct on 4 batches") == 2
+    assert capsys.readouterr().out.count("✓ collate: correct on 5 batches") == 2
 
 
 def _collate_variant(**changes):
@@ -274,7 +274,7 @@ def test_the_reference_scorer_is_data_score_and_an_independent_count():
 def test_exact_match_right(capsys):
     ch09.check_exact_match(right_exact_match)
     ch09.check_exact_match(lambda p, a: torch.tensor(right_exact_match(p, a)))  # a 0-d tensor is fine
-    assert capsys.readouterr().out.count("✓ exact_match: correct on 6 sets of replies") == 2
+    assert capsys.readouterr().out.count("✓ exact_match: correct on 7 sets of replies") == 2
 
 
 def _scorer(equal, checked=True):
@@ -403,3 +403,23 @@ def test_make_item_wrong_container():
     failure = failure_of(ch09.check_make_item, lambda ids, mask: {"inputs": ids[:-1], "labels": ids[1:]})
     assert failure.message == ("make_item on a one-turn conversation: the dict has no key 'input_ids' "
                                "(it has ['inputs', 'labels']).")
+
+
+def test_collate_mask_from_token_values_is_caught():
+    def by_value(items, pad_id):  # right padding, but the mask reads the token values
+        T = max(len(i["input_ids"]) for i in items)
+        ids = torch.full((len(items), T), pad_id)
+        targets = torch.full((len(items), T), -100)
+        for row, item in enumerate(items):
+            n = len(item["input_ids"])
+            ids[row, :n], targets[row, :n] = item["input_ids"], item["targets"]
+        return {"input_ids": ids, "targets": targets, "attention_mask": (ids != pad_id).long()}
+
+    failure = failure_of(ch09.check_collate, by_value)
+    assert "computed as input_ids != pad_id" in failure.message
+
+
+def test_exact_match_that_strips_only_the_predictions_is_caught():
+    failure = failure_of(ch09.check_exact_match,
+                         lambda p, a: sum(x.strip() == y for x, y in zip(p, a)) / len(a))
+    assert "answers with spaces, tabs and new lines around them" in failure.message

@@ -72,7 +72,7 @@ def test_lora_forward_right(capsys):
         return F.linear(x, weight + alpha / A.shape[0] * B @ A, bias)
 
     ch10.check_lora_forward(merged_weight)
-    assert capsys.readouterr().out.count("✓ lora_forward: correct on 4 inputs") == 2
+    assert capsys.readouterr().out.count("✓ lora_forward: correct on 5 inputs") == 2
 
 
 def test_the_reference_agrees_with_the_package_and_with_peft():
@@ -369,8 +369,14 @@ def kaiming_init(r, n_in, n_out):
 def test_lora_init_right(capsys):
     ch10.check_lora_init(kaiming_init)
     ch10.check_lora_init(lambda r, n_in, n_out: (torch.randn(r, n_in) / math.sqrt(n_in), torch.zeros(n_out, r)))
-    ch10.check_lora_init(lambda r, n_in, n_out: (torch.zeros(r, n_in), torch.randn(n_out, r)))  # also trains
-    assert capsys.readouterr().out.count("✓ lora_init: correct on 3 layer sizes") == 3
+    assert capsys.readouterr().out.count("✓ lora_init: correct on 3 layer sizes") == 2
+
+
+def test_lora_init_the_other_way_round_is_refused():
+    # B·A = 0 and it would train, but it is not how LoRA starts (nor what the ✓ would describe)
+    failure = failure_of(ch10.check_lora_init,
+                         lambda r, n_in, n_out: (torch.zeros(r, n_in), torch.randn(n_out, r)))
+    assert "A is zero and B is random" in failure.message
 
 
 def test_lora_init_the_package_passes(capsys):
@@ -419,3 +425,11 @@ def test_lora_init_wrong_shapes_and_kinds():
 def test_failures_are_check_failures_with_the_check_name():
     failure = failure_of(ch10.check_lora_init, lambda r, n_in, n_out: (torch.zeros(r, n_in), torch.zeros(n_out, r)))
     assert isinstance(failure, CheckFailure) and str(failure).startswith("✗ lora_init: ")
+
+
+def test_lora_forward_with_integer_division_is_caught():
+    def floor_scaled(x, weight, bias, A, B, alpha):
+        return F.linear(x, weight, bias) + (alpha // A.shape[0]) * (x @ A.T @ B.T)
+
+    failure = failure_of(ch10.check_lora_forward, floor_scaled)
+    assert "alpha // r = 2 (integer division)" in failure.message

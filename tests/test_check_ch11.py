@@ -326,3 +326,9 @@ def test_heldout_accuracy_stub(capsys):
 )
 def test_heldout_accuracy_wrong(answer, words):
     assert words in str(failure_of(ch11.check_heldout_accuracy, answer))
+
+
+def test_f1_by_hand_rounded_to_two_decimals_is_told_so():
+    rounded = {key: round(value, 2) for key, value in ch11.reference_f1_by_hand().items()}
+    failure = failure_of(ch11.check_f1_by_hand, lambda: rounded)
+    assert "rounded to two decimals" in failure.message

@@ -295,3 +295,18 @@ def test_accumulate_mistakes_are_distinguishable():
         right = ch12._grads_of(ch12.reference_accumulate_gradients, sizes, seed)
         for rule in (ch12._divide_twice,) + ((ch12._sum_of_means,) if len(sizes) > 1 else ()):
             assert not torch.allclose(right, ch12._grads_of(rule, sizes, seed))
+
+
+def test_k_fold_built_with_numpy_or_tensor_items_is_accepted(capsys):
+    # np.array_split gives NumPy integers, iterating a tensor gives 0-d tensors: indices all the same
+    import numpy as np
+
+    def k_fold(n, k, seed=0):
+        if not 2 <= k <= n:
+            raise ValueError("need 2 <= k <= n")
+        folds = np.array_split(np.random.default_rng(seed).permutation(n), k)
+        return [([x for j, f in enumerate(folds) if j != i for x in f], list(torch.from_numpy(folds[i])))
+                for i in range(k)]
+
+    ch12.check_k_fold(k_fold)
+    assert "✓ k_fold" in capsys.readouterr().out

@@ -418,15 +418,40 @@ def _crosses_words(token: str) -> bool:
 ENCODE_TRAINING_TEXT = "the cat sat on the mat. the cats ran to the hat. that cat!"
 ENCODE_MERGES = reference_train_bpe(ENCODE_TRAINING_TEXT, 12)
 ENCODE_CASES = ["the cat", "that hat sat", "", "chats", "the rat, the bat", "猫 cat 12"]
+# Hand-made merges where two other algorithms part from BPE: "abc" -> ["ab", "c"], though
+# "abc" is a learned token (matching the longest known token instead of merging in order
+# gives ["abc"]); and "x  cab" keeps its pieces apart (merging across the pre-tokenizer's
+# pieces gives "  " instead of " " + " c").
+HAND_MERGES: list[Pair] = [("a", "b"), ("b", "c"), ("a", "bc"), (" ", " "), (" ", "c")]
+HAND_CASES = ["abc", "x  cab"]
+
+
+def _merged_without_pretokenizing(text: str, merges: list[Pair]) -> list[str]:
+    tokens = list(text)
+    for pair in merges:
+        tokens = reference_merge(tokens, pair)
+    return tokens
+
+
+def _longest_match(text: str, merges: list[Pair]) -> list[str]:
+    """WordPiece-style: at each position the longest token the merges can make."""
+    vocab = {a + b for a, b in merges} | set(text)
+    tokens, i = [], 0
+    while i < len(text):
+        j = max(k for k in range(i + 1, len(text) + 1) if text[i:k] in vocab)
+        tokens.append(text[i:j])
+        i = j
+    return tokens
 
 
 @checker("encode")
 def check_encode(encode: Any) -> str:
     """``encode(text, merges)``: pre-tokenize, then apply every merge, in the order learned."""
-    for text in ENCODE_CASES:
-        got = call_student(encode, text, list(ENCODE_MERGES))
-        expected = reference_encode(text, ENCODE_MERGES)
-        name = f"encode({text!r}, merges)"
+    cases = [(t, ENCODE_MERGES) for t in ENCODE_CASES] + [(t, HAND_MERGES) for t in HAND_CASES]
+    for text, merges in cases:
+        got = call_student(encode, text, list(merges))
+        expected = reference_encode(text, merges)
+        name = f"encode({text!r}, merges)" + ("" if merges is ENCODE_MERGES else f" with merges {merges}")
         if got is None:
             raise CheckFailure(f"{name} returned None.", hint="Did you forget to `return` the tokens?")
         if isinstance(got, str) or not isinstance(got, (list, tuple)):
@@ -442,15 +467,24 @@ def check_encode(encode: Any) -> str:
         if "".join(got) != text:
             raise CheckFailure(f"{name} returned {got}, which does not spell the text again: "
                                "joining the tokens must give back the text exactly.")
-        if got in (reference_encode(text, ENCODE_MERGES[::-1]), reference_encode(text, sorted(ENCODE_MERGES))):
+        if got == _merged_without_pretokenizing(text, merges):
+            raise CheckFailure(f"{name} returned {got}, but should return {expected}: merges were "
+                               "applied across the pieces of the pre-tokenizer.",
+                               hint="Split the text with `pretokenize(text)` first and merge inside each piece.")
+        if got == _longest_match(text, merges):
+            raise CheckFailure(f"{name} returned {got}, but should return {expected}: it takes the "
+                               "longest known token at each position (as WordPiece does), but BPE "
+                               "replays the merges in the order they were learned.",
+                               hint="For each piece: start from its characters and apply every merge, first to last.")
+        if got in (reference_encode(text, merges[::-1]), reference_encode(text, sorted(merges))):
             raise CheckFailure(f"{name} returned {got}, but should return {expected}: the merges "
                                "were applied in a different order from the one they were learned in.",
                                hint="Loop over `merges` as it is, first to last: its order is part of the tokenizer.")
         if got == list(text):
             raise CheckFailure(f"{name} returned single characters: no merge was applied.")
         raise CheckFailure(f"{name} returned {got}, but should return {expected}.")
-    return (f"correct on {len(ENCODE_CASES)} texts, including unseen words, empty text, "
-            "digits and a Chinese character.")
+    return (f"correct on {len(cases)} texts, including unseen words, empty text, digits, a "
+            "Chinese character and merges where the longest token is not the answer.")
 
 
 # ----------------------------------------------------------------------------- prompt_ids

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sftlearn.check._core import CheckFailure, call_student, checker, compare_arrays, short_repr
+from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
+                                  short_repr)
 
 # ------------------------------------------------------------------- reference versions
 
@@ -390,6 +392,8 @@ def check_pca_project(pca_project: Any) -> str:
                 hint="Multiply the centred data by the directions: `Xc @ V[:, :k]`.",
             )
         expected = reference_pca_project(X, k)
+        if isinstance(got, np.ndarray) and got.dtype.kind == "f":
+            got = torch.from_numpy(got).to(expected.dtype)  # e.g. scikit-learn's PCA: fine too
         if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.is_floating_point():
             got = align_signs(got.detach(), expected)
             mistakes = {words: (align_signs(value, expected), hint)
@@ -419,9 +423,12 @@ ODD_E = torch.tensor(
         [0.3, 0.0, 0.9],
         [0.2, 1.0, -0.1],
         [8.7, 5.0, 0.0],
+        [9.0, 0.5, 0.0],
     ]
 )
-ODD_CASES: list[list[int]] = [[4, 7, 1, 3], [8, 3, 4, 7], [6, 5, 2], [3, 4, 7, 6, 0]]
+# Row 9 is a long A word: ranking by distance instead of direction would call it the odd one
+# in the last list, where the B word (row 3) is.
+ODD_CASES: list[list[int]] = [[4, 7, 1, 3], [8, 3, 4, 7], [6, 5, 2], [3, 4, 7, 6, 0], [0, 1, 9, 3]]
 
 
 def _mean_similarity_to_others(scores: torch.Tensor) -> torch.Tensor:
@@ -442,8 +449,8 @@ def check_odd_one_out(odd_one_out: Any) -> str:
     for ids in ODD_CASES:
         name = f"odd_one_out(E, ids={ids})"
         got = call_student(odd_one_out, ODD_E, list(ids))
-        if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.is_floating_point():
-            got = int(got.item())
+        if not (isinstance(got, torch.Tensor) and got.is_floating_point()):
+            got = python_number(got)  # a one-element tensor or a NumPy integer is an id too
         if isinstance(got, bool) or not isinstance(got, int):
             raise CheckFailure(
                 f"{name} should return one token id (an int), but returned {short_repr(got)}.",
@@ -480,6 +487,14 @@ def _diagnose_odd_one_out(name: str, ids: list[int], got: int, expected: int) ->
             f"with the vectors' lengths, so the long vector of word {expected} looked similar to "
             "everything. By cosine similarity it is the odd one out.",
             hint="Normalise the vectors to length 1 before comparing them.",
+        )
+    distance = torch.cdist(ODD_E[ids], ODD_E[ids]).sum(dim=-1)  # (n,): how far from the others
+    if got == ids[int(distance.argmax())]:
+        raise CheckFailure(
+            f"{name} returned {got}, the word farthest from the others by distance; but distance "
+            f"grows with a vector's length, and {got} is just a long vector pointing the same way "
+            f"as its group. By direction (cosine similarity) the odd one out is {expected}.",
+            hint="Compare directions: cosine similarity, not Euclidean distance.",
         )
     if got not in ids:
         raise CheckFailure(f"{name} returned {got}, which is not one of the ids in the list.")

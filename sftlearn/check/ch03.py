@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from sftlearn.check._core import CheckFailure, call_student, checker, compare_arrays, short_repr
+from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
+                                  short_repr)
 
 # ------------------------------------------------------------------- reference versions
 
@@ -138,10 +139,18 @@ def check_softmax(softmax: Any) -> str:
         name = f"softmax({short_repr(scores)})"
         got = call_student(softmax, scores)
         expected = reference_softmax(scores)
-        huge = bool((scores.abs() > 100).any())
-        if huge and isinstance(got, torch.Tensor) and got.shape == expected.shape and not bool(
-            torch.isfinite(got).all()
-        ):
+        huge = bool((scores.isfinite() & (scores.abs() > 100)).any())
+        masked = bool(scores.isneginf().any())
+        broken = isinstance(got, torch.Tensor) and got.shape == expected.shape and not bool(
+            torch.isfinite(got).all())
+        if masked and broken and not huge:
+            raise CheckFailure(
+                f"{name} contains NaN or inf, from the −inf scores of masked positions: a row's "
+                "−inf minus a row statistic that is itself −inf or inf (a mean, say) is NaN.",
+                hint="Subtract each row's maximum, which is finite whenever any position is "
+                "allowed: −inf − max = −inf, and exp(−inf) = 0, a weight of exactly zero.",
+            )
+        if huge and broken:
             raise CheckFailure(
                 f"{name} contains NaN or inf: exp(1000) is too large for a float (it becomes inf) "
                 "and exp(−1000) rounds to 0, so the division gives inf / inf or 0 / 0, which is NaN.",
@@ -221,11 +230,10 @@ def check_weight_v2_for_v1(value: Any) -> str:
         value = call_student(value)
     if value is None:
         raise CheckFailure("expected a number, but got None.", hint="Did you forget to `return` the weight?")
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailure(f"expected a single number, but got a tensor of shape {tuple(value.shape)}.",
-                               hint="Pick the one entry: row 0 (v1 looking), column 1 (at v2).")
-        value = value.item()
+    if isinstance(value, torch.Tensor) and value.numel() != 1:
+        raise CheckFailure(f"expected a single number, but got a tensor of shape {tuple(value.shape)}.",
+                           hint="Pick the one entry: row 0 (v1 looking), column 1 (at v2).")
+    value = python_number(value)  # a one-element tensor or a NumPy float is a number too
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CheckFailure(f"expected a number, but got {short_repr(value)}.")
     known = {

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from sftlearn.check._core import CheckFailure, call_student, checker, compare_arrays, short_repr
+from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
+                                  short_repr)
 from sftlearn.recurrent import causal_conv1d, gru_cell, lstm_cell, receptive_field, rnn_cell, unroll
 
 GATES_HINT = ("Gates (input, forget, output, update, reset) use a sigmoid, because they are "
@@ -408,8 +409,7 @@ def check_receptive_field(field_fn: Any) -> str:
         name = f"receptive_field({k}, {dilations})"
         got = call_student(field_fn, k, list(dilations))
         expected = receptive_field(k, dilations)
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
+        got = python_number(got)  # a NumPy or one-element tensor count is a count too
         if isinstance(got, bool) or not isinstance(got, (int, float)):
             raise CheckFailure(f"{name} should return a whole number, but returned {short_repr(got)}.",
                                hint="Did you forget to `return` the result?")

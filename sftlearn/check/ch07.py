@@ -25,7 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sftlearn.check._core import CheckFailure, call_student, checker, compare_arrays, short_repr
+from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
+                                  short_repr)
 from sftlearn.config import GPTConfig
 from sftlearn.model import Block
 
@@ -223,6 +224,10 @@ def check_block_forward(block_forward: Any) -> str:
         g = torch.Generator().manual_seed(100 + i)
         x = torch.randn(*shape, generator=g)
         name = f"block_forward(block, x) for x of shape {shape}"
+        # The block must be computed from its parts, not called: note every call of it (also
+        # of the copy the student gets, which shares this hook).
+        calls: list[int] = []
+        handle = block.register_forward_pre_hook(lambda module, args: calls.append(1))
         with torch.no_grad():
             try:
                 got = call_student(block_forward, block, x)
@@ -236,6 +241,15 @@ def check_block_forward(block_forward: Any) -> str:
                 if "tuple" in message:
                     hint = "`block.attn(h)` returns a pair (output, attention weights): use `block.attn(h)[0]`."
                 raise CheckFailure(message, hint) from None
+            finally:
+                handle.remove()
+            if calls:
+                raise CheckFailure(
+                    f"{name} calls the block itself (`block(x)`), which is the answer the check "
+                    f"compares with; the exercise is to compute it from the block's parts.",
+                    hint="Use block.ln_1, block.attn, block.ln_2 and block.mlp, with the two "
+                    "residual additions.",
+                )
             if isinstance(got, tuple):
                 raise CheckFailure(
                     f"{name} returned a tuple of {len(got)} items; return only the output tensor.",
@@ -316,8 +330,7 @@ def check_num_parameters(num_parameters: Any) -> str:
         got = call_student(num_parameters, config)
         expected = reference_num_parameters(config)
         name = f"num_parameters for {label}"
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
+        got = python_number(got)  # NumPy and one-element tensor counts are counts too
         if isinstance(got, bool) or not isinstance(got, (int, float)):
             raise CheckFailure(f"{name} should be a whole number, but it is {short_repr(got)}.",
                                hint="Return the count, e.g. `return V * C + ...`.")

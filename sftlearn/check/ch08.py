@@ -287,8 +287,9 @@ def check_top_k_filter(top_k_filter: Any) -> str:
             if _same(torch.isfinite(got), torch.isfinite(kept_small)) and k < z.shape[-1]:
                 raise CheckFailure(f"{name} keeps the k *smallest* logits, the least likely tokens.",
                                    hint="`torch.topk` returns the largest values by default (largest=True).")
-        compare_arrays(name, got, expected,
-                       hint="Keep logits ≥ the k-th largest of their row; set the others to float('-inf').")
+        hint = "Keep logits ≥ the k-th largest of their row; set the others to float('-inf')."
+        _check_kept_tokens(name, z, got, expected, hint)
+        compare_arrays(name, got, expected, hint=hint)
     return ("correct on 5 inputs, including k = 1, a batch of rows, and k larger than the "
             "vocabulary.")
 
@@ -329,8 +330,32 @@ def _top_p_mistakes(z: torch.Tensor, p: float) -> dict[str, tuple[torch.Tensor, 
             z.masked_fill(probs.cumsum(-1) - probs >= p, NEG_INF),
             "Sort the probabilities in descending order first (`torch.sort(..., descending=True)`), "
             "then add them up."),
+        "the mask was worked out in sorted order but applied to the logits in vocabulary "
+        "order": (
+            z.masked_fill(cum - sorted_p >= p, NEG_INF),
+            "Put the mask back in vocabulary order before using it: `drop.scatter(-1, order, "
+            "drop_sorted)` with the `order` that `torch.sort` returned."),
     }
     return mistakes
+
+
+def _check_kept_tokens(name: str, z: torch.Tensor, got: Any, expected: torch.Tensor,
+                       hint: str) -> None:
+    """When ``got`` is the logits ``z`` with some set to -inf, but not the right ones: name the
+    tokens kept and the ones that should be (clearer than "wrong at 3 positions")."""
+    if not (isinstance(got, torch.Tensor) and got.shape == expected.shape and got.is_floating_point()):
+        return
+    have, want = torch.isfinite(got), torch.isfinite(expected)
+    a_filter = bool((torch.isneginf(got) | (got == z)).all())  # kept logits unchanged
+    if not a_filter or torch.equal(have, want):
+        return
+    where = ""
+    if got.dim() == 2:
+        row = int((have != want).any(dim=-1).nonzero()[0])
+        have, want, where = have[row], want[row], f" in row {row}"
+    kept, should = have.nonzero().flatten().tolist(), want.nonzero().flatten().tolist()
+    raise CheckFailure(f"{name} keeps the tokens at positions {kept}{where}, but should keep "
+                       f"{should}.", hint=hint)
 
 
 @checker("top_p_filter")
@@ -363,9 +388,10 @@ def check_top_p_filter(top_p_filter: Any) -> str:
                     raise CheckFailure(f"{name} sums to 1: it returns probabilities, but it should "
                                        "return logits with the dropped ones set to -inf.",
                                        hint="Use the probabilities to decide, then mask the logits.")
-        compare_arrays(name, got, expected,
-                       hint="Sort the probabilities from the most likely down, add them up, keep a "
-                       "token while the total before it is < p; set the others to float('-inf').")
+        hint = ("Sort the probabilities from the most likely down, add them up, keep a token "
+                "while the total before it is < p; set the others to float('-inf').")
+        _check_kept_tokens(name, z, got, expected, hint)
+        compare_arrays(name, got, expected, hint=hint)
     return ("correct on 5 inputs, including the token that crosses p, a top token that alone "
             "exceeds p, p = 1 and a batch of rows.")
 

@@ -217,6 +217,8 @@ def _collate_cases() -> list[tuple[str, list[dict[str, torch.Tensor]], int]]:
     return [
         ("three items of lengths 10, 7 and 13 (pad_id 0)", [a, b, c], 0),
         ("the same items with pad_id 3", [a, b, c], 3),
+        # a real token that happens to equal the pad id: the mask must come from the lengths
+        ("items holding a real token equal to pad_id 3", [item([1, 4, 3, 3, 6, 5, 36, 6, 2], 6), b], 3),
         ("two items, the longer one first (pad_id 0)", [c, b], 0),
         ("one item alone (nothing to pad)", [b], 0),
     ]
@@ -261,6 +263,11 @@ def _collate_mistakes(items, pad_id: int) -> dict[str, dict[str, Any]]:
                 1 - right["attention_mask"], "Real tokens get 1, padding gets 0."),
             "it marks every position as real, padding included": (
                 torch.ones_like(right["attention_mask"]), "Set 0 where you padded."),
+            "it is computed as input_ids != pad_id, so a real token that equals pad_id is "
+            "marked as padding": (
+                (right["input_ids"] != pad_id).long(),
+                "Build the mask from each item's length (1 for its tokens, 0 for what you added), "
+                "not from the token values."),
             left[0]: (left_padded("attention_mask", 0), left[1]),
         },
     }
@@ -323,6 +330,8 @@ EXACT_MATCH_CASES: list[tuple[str, list[str], list[str]]] = [
     ("spaces inside an answer", ["Tom (person), the farm (place)", "Tom (person),the farm (place)"],
      ["Tom (person), the farm (place)", "Tom (person), the farm (place)"]),
     ("numbers", ["12", "012", "7", "1"], ["12", "12", "7", "3"]),
+    ("answers with spaces, tabs and new lines around them", ["Lucy", "Tom", "Anna ", "Max"],
+     [" Lucy", "Tom\n", "\tAnna", "Sam "]),
 ]
 
 

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sftlearn.check._core import CheckFailure, call_student, checker, compare_arrays, short_repr
+from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
+                                  short_repr)
 from sftlearn.config import GPTConfig
 from sftlearn.model import GPT
 
@@ -54,6 +55,9 @@ def _lora_forward_mistakes(x, weight, bias, A, B, alpha) -> dict[str, Any]:
         "it returns only the low-rank update; the frozen layer's own output x·Wᵀ + b must be "
         "added to it": (
             (alpha / r) * update, "Start from `F.linear(x, weight, bias)` and add the update."),
+        f"the update is scaled by alpha // r = {alpha // r:g} (integer division) instead of "
+        f"alpha / r = {alpha / r:g}": (
+            base + (alpha // r) * update, "Use `/`, not `//`: the scale need not be a whole number."),
         "the adapter is ignored: this is the frozen layer alone": (
             base, "The low-rank update (alpha / r)·(x·Aᵀ)·Bᵀ is what makes it a LoRA layer."),
     }
@@ -85,6 +89,8 @@ def _lora_forward_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, torch.T
     w, b, A, B = layer(6, 6, 3, bias=False)
     cases.append(("a layer without bias (bias=None), r = 3, alpha = 12",
                   torch.randn(2, 4, 6, generator=g), w, b, A, B, 12.0))
+    w, b, A, B = layer(8, 4, 4)  # alpha / r = 2.5: integer division would give 2
+    cases.append(("r = 4, alpha = 10", torch.randn(3, 8, generator=g), w, b, A, B, 10.0))
     return cases
 
 
@@ -110,8 +116,8 @@ def check_lora_forward(lora_forward: Any) -> str:
             mistakes=_lora_forward_mistakes(x, weight, bias, A, B, alpha),
             hint="x·Wᵀ + b, plus (alpha / r) · (x·Aᵀ)·Bᵀ with r = A.shape[0].",
         )
-    return (f"correct on {len(cases)} inputs, including a batch of sequences, rank 1 and a layer "
-            "without bias.")
+    return (f"correct on {len(cases)} inputs, including a batch of sequences, rank 1, a layer "
+            "without bias and a scale alpha / r that is not a whole number.")
 
 
 # ------------------------------------------------------------------------ freezing by hand
@@ -301,9 +307,7 @@ def check_training_memory(training_memory: Any) -> str:
         want = reference_training_memory(model)
         mistakes = _memory_mistakes(model)
         for key in MEMORY_KEYS:
-            value = got[key]
-            if isinstance(value, torch.Tensor) and value.numel() == 1:
-                value = value.item()
+            value = python_number(got[key])
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise CheckFailure(f'{name}: "{key}" should be a number of bytes, but it is '
                                    f"{short_repr(value)}.")
@@ -387,8 +391,15 @@ def check_lora_init(lora_init: Any) -> str:
                 )
             raise CheckFailure(f"{name}: a few training steps leave B·A at zero: the adapter "
                                f"does not learn.", hint="LoRA draws A at random and sets B = 0.")
+        if bool(B.any()):
+            raise CheckFailure(
+                f"{name}: A is zero and B is random. B·A = 0 and the adapter can still learn, "
+                f"but LoRA does it the other way round: A random, B = 0.",
+                hint="Draw A at random and start B at zero (with B = 0 the first step only "
+                "trains B, whose gradient is proportional to A: so A must not be zero).",
+            )
         # The factor that starts random must have full rank r, or part of the adapter is dead.
-        random_name, random_factor = ("A", A) if bool(A.any()) else ("B", B)
+        random_name, random_factor = "A", A
         rank = int(torch.linalg.matrix_rank(random_factor.double()))
         if rank < r:
             raise CheckFailure(

@@ -153,6 +153,11 @@ def check_f1_by_hand(f1_by_hand: Any) -> str:
         for wrong, what, hint in mistakes[key]:
             if abs(value - wrong) <= F1_TOLERANCE:
                 raise CheckFailure(f"f1_by_hand()[{key!r}] = {value:.4g} is wrong: {what}.", hint)
+        if abs(value - expected[key]) <= 0.005 + 1e-9:
+            raise CheckFailure(
+                f"f1_by_hand()[{key!r}] = {value:g} is the right value rounded to two decimals; "
+                f"the check needs it to within {F1_TOLERANCE:g}.",
+                hint="Give three decimals or more, or let Python compute the fraction (e.g. 65 / 80).")
         raise CheckFailure(f"f1_by_hand()[{key!r}] = {value:.4g} is not right.",
                            hint="Read TP, FP, FN and TN off the matrix first (rows are the truth, "
                                 "columns the prediction), then use the formulas of the lesson.")

@@ -29,6 +29,7 @@ from sftlearn.check._core import (
     call_student,
     checker,
     compare_arrays,
+    python_number,
     short_repr,
 )
 
@@ -134,6 +135,7 @@ def _index_list(name: str, value: Any, n: int) -> list[int]:
                            hint="Return each fold as (train_indices, val_indices), two lists of ints.")
     out = []
     for v in value:
+        v = python_number(v)  # np.int64 from np.array_split, a 0-d tensor from a tensor's items
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
             raise CheckFailure(f"{name} contains {short_repr(v)}, which is not an index 0..{n - 1}.",
                                hint="Indices are ints that point at examples: 0, 1, ..., n − 1.")

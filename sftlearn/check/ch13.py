@@ -77,7 +77,8 @@ def _non_finite_hint(name: str, got: torch.Tensor, description: str) -> None:
     """A loss that overflows only on the ±40 logits: the probability form, not the formula, is wrong."""
     if "confident" in description and not bool(torch.isfinite(got.detach()).all()):
         raise CheckFailure(
-            f"{name} is {got.item()} for a very confident discriminator (logits ±40).",
+            f"{name} is {got.item()}." + ("" if "±40" in name else
+                                          " (for a very confident discriminator, logits ±40)"),
             hint="In float32, sigmoid(40) rounds to exactly 1.0 and log(1 − 1) = −inf. Work with the logits: "
                  "−log σ(ℓ) = softplus(−ℓ) and −log(1 − σ(ℓ)) = softplus(ℓ) (`F.softplus`), or use "
                  "`F.binary_cross_entropy_with_logits`.")
