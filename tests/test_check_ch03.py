@@ -415,3 +415,24 @@ def test_softmax_that_breaks_on_masked_scores_is_told_why():
     failure = failure_of(ch03.check_softmax, lambda s: (s - s.mean(-1, keepdim=True)).exp()
                          / (s - s.mean(-1, keepdim=True)).exp().sum(-1, keepdim=True))
     assert "from the −inf scores of masked positions" in failure.message
+
+
+def test_attention_masked_with_zero_and_heads_scaled_by_the_width_are_named():
+    def zero_masked(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask, 0.0)
+        weights = scores.softmax(-1)
+        return weights @ v, weights
+
+    assert "set to 0 instead of −inf" in failure_of(ch03.check_attention, zero_masked).message
+
+    def width_scaled(x, attn):
+        B, T, C = x.shape
+        H = attn.n_head
+        q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in attn.c_attn(x).split(C, -1))
+        scores = (q @ k.transpose(-2, -1) / math.sqrt(C)).masked_fill(
+            ~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+        return attn.c_proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C))
+
+    assert "the model's width" in failure_of(ch03.check_causal_self_attention, width_scaled).message

@@ -296,3 +296,12 @@ def test_receptive_field_as_a_numpy_integer_is_a_number(capsys):
 
     ch06.check_receptive_field(lambda k, d: 1 + (k - 1) * np.sum(d, dtype=np.int64))
     assert "✓ receptive_field" in capsys.readouterr().out
+
+
+def test_dilation_forgotten_in_the_convolution_is_named():
+    def no_dilation(x, weight, bias, dilation):
+        k = weight.shape[-1]
+        return F.conv1d(F.pad(x, ((k - 1) * dilation, 0)), weight, bias)
+
+    assert "Pass the dilation to the convolution too" in failure_of(
+        ch06.check_causal_conv1d, no_dilation).hint

@@ -111,7 +111,7 @@ def test_temperature_right(capsys):
     # p ** (1/τ), renormalised, is the same distribution (and exact here): also right.
     ch08.check_temperature_probs(lambda z, t: torch.softmax(z.double(), -1).pow(1 / t)
                                  / torch.softmax(z.double(), -1).pow(1 / t).sum(-1, keepdim=True))
-    assert capsys.readouterr().out.count("✓ temperature_probs: correct on 5 inputs") == 2
+    assert capsys.readouterr().out.count("✓ temperature_probs: correct on 6 inputs") == 2
 
 
 def test_temperature_stub(capsys):
@@ -320,3 +320,13 @@ def test_top_p_mask_left_in_sorted_order_and_a_wrong_kept_set_are_named():
 
     assert "keeps the tokens at positions [0, 1, 2, 3, 4], but should keep [0, 2]" in failure_of(
         ch08.check_top_p_filter, ascending).message
+
+
+def test_temperature_with_one_maximum_for_the_whole_batch_is_named():
+    def batch_max(z, tau):
+        s = z / tau
+        e = (s - s.max()).exp()
+        return e / e.sum(-1, keepdim=True)
+
+    assert "one maximum was subtracted for the whole batch" in failure_of(
+        ch08.check_temperature_probs, batch_max).message

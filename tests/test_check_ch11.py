@@ -238,7 +238,7 @@ def right_chrf(hyp, ref):
 
 def scratch_chrf(hypothesis, reference):
     """Written out independently of the package, as a student would."""
-    hyp, ref = hypothesis.replace(" ", ""), reference.replace(" ", "")
+    hyp, ref = "".join(hypothesis.split()), "".join(reference.split())
     precisions, recalls = [], []
     for n in range(1, 7):
         h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
@@ -257,7 +257,7 @@ def test_chrf_sentence_right(capsys):
     ch11.check_chrf_sentence(right_chrf)
     ch11.check_chrf_sentence(scratch_chrf)
     out = capsys.readouterr().out
-    assert out.count("✓ chrf_sentence: correct on 7 sentence pairs") == 2
+    assert out.count("✓ chrf_sentence: correct on 8 sentence pairs") == 2
 
 
 def test_chrf_sentence_stub(capsys):
@@ -332,3 +332,10 @@ def test_f1_by_hand_rounded_to_two_decimals_is_told_so():
     rounded = {key: round(value, 2) for key, value in ch11.reference_f1_by_hand().items()}
     failure = failure_of(ch11.check_f1_by_hand, lambda: rounded)
     assert "rounded to two decimals" in failure.message
+
+
+def test_chrf_removing_only_spaces_is_named():
+    def spaces_only(hypothesis, reference):
+        return ch11._chrf_variant(hypothesis.replace(" ", ""), reference.replace(" ", ""), strip=False)
+
+    assert "only the spaces are removed" in failure_of(ch11.check_chrf_sentence, spaces_only).message

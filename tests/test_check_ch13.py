@@ -65,7 +65,7 @@ def test_generator_loss_right_answers(capsys):
     ch13.check_generator_loss(generator_loss)
     ch13.check_generator_loss(lambda f: F.binary_cross_entropy_with_logits(f, torch.ones_like(f)))
     out = capsys.readouterr().out
-    assert out.count("✓ generator_loss: correct on 5 batches") == 2
+    assert out.count("✓ generator_loss: correct on 6 batches") == 2
 
 
 @pytest.mark.parametrize("fn, words", [
@@ -206,3 +206,8 @@ def test_straight_through_mistakes_are_named(fn, words):
 def test_straight_through_stub(capsys):
     ch13.check_straight_through(stub)
     assert "… straight_through: not done yet" in capsys.readouterr().out
+
+
+def test_generator_loss_through_log_sigmoid_fails_on_a_certain_discriminator():
+    failure = failure_of(ch13.check_generator_loss, lambda f: -torch.log(torch.sigmoid(f)).mean())
+    assert "logits −200) is inf" in failure.message

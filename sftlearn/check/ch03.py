@@ -39,14 +39,15 @@ def reference_softmax(scores: torch.Tensor) -> torch.Tensor:
 
 def reference_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-    *, scale: str = "sqrt", mask_mode: str = "before",
+    *, scale: str | float = "sqrt", mask_mode: str = "before",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q kᵀ / √d_k, masked) v, returning (output, weights).
 
     q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v), mask: bool, broadcastable to
     (..., T_q, T_k), True = may attend. ``scale`` and ``mask_mode`` produce the typical wrong
-    versions: scale "none" | "d" | "after" (divide the weights after the softmax);
-    mask_mode "ignore" | "after" (multiply the weights by the mask) | "inverted".
+    versions: scale "none" | "d" | "after" (divide the weights after the softmax) | a number
+    (divide the scores by it); mask_mode "ignore" | "after" (multiply the weights by the mask)
+    | "inverted" | "zero" (forbidden scores set to 0 instead of -inf).
     """
     d = q.shape[-1]
     scores = q @ k.transpose(-2, -1)  # (..., T_q, T_k)
@@ -54,9 +55,11 @@ def reference_attention(
         scores = scores / math.sqrt(d)
     elif scale == "d":
         scores = scores / d
-    if mask is not None and mask_mode in ("before", "inverted"):
-        allowed = mask if mask_mode == "before" else ~mask
-        scores = scores.masked_fill(~allowed, float("-inf"))
+    elif isinstance(scale, (int, float)):
+        scores = scores / scale
+    if mask is not None and mask_mode in ("before", "inverted", "zero"):
+        allowed = mask if mask_mode != "inverted" else ~mask
+        scores = scores.masked_fill(~allowed, 0.0 if mask_mode == "zero" else float("-inf"))
     weights = torch.softmax(scores, dim=-1)
     if scale == "after":
         weights = weights / math.sqrt(d)
@@ -83,7 +86,7 @@ def reference_merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 def reference_causal_self_attention(
-    x: torch.Tensor, attn: torch.nn.Module, *, scale: str = "sqrt", causal: bool = True,
+    x: torch.Tensor, attn: torch.nn.Module, *, scale: str | float = "sqrt", causal: bool = True,
     heads: str = "split", project: bool = True,
 ) -> torch.Tensor:
     """Multi-head causal self-attention with the weights of ``attn`` (a CausalSelfAttention).
@@ -301,6 +304,11 @@ def _attention_mistakes(q, k, v, mask) -> tuple[dict[str, Any], dict[str, Any]]:
                 "Mask the scores (−inf) before the softmax; the softmax then spreads each row's "
                 "weight over the allowed keys only.",
             ),
+            "the forbidden scores are set to 0 instead of −inf, so forbidden keys still get "
+            "weight (exp(0) = 1 is an ordinary score)": (
+                reference_attention(q, k, v, mask, mask_mode="zero")[1],
+                "Fill with float('-inf'): exp(−inf) = 0 is the only score that gives weight 0.",
+            ),
             "the mask is used the wrong way round: True means 'may attend', but your weights are "
             "non-zero exactly where it is False": (
                 reference_attention(q, k, v, mask, mask_mode="inverted")[1],
@@ -502,6 +510,11 @@ def check_causal_self_attention(causal_self_attention: Any) -> str:
                 "the scores are not divided by √d_k (d_k is the size of one head, C / n_head)": (
                     reference_causal_self_attention(x, attn, scale="none"),
                     "Divide by math.sqrt(C // n_head) before the softmax."),
+                f"the scores are divided by √C = √{shape[-1]}, the model's width, instead of by "
+                f"√d_k = √{shape[-1] // H}, one head's size": (
+                    reference_causal_self_attention(x, attn, scale=math.sqrt(shape[-1])),
+                    "Each head's scores are dot products of d_k = C / n_head numbers: divide by "
+                    "math.sqrt(C // n_head)."),
                 "the scaling by √d_k is applied after the softmax instead of before it": (
                     reference_causal_self_attention(x, attn, scale="after"),
                     "Scale the scores, not the weights."),

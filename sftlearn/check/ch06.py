@@ -346,6 +346,13 @@ def _conv_shape(name: str, got: Any, expected: torch.Tensor, k: int, d: int) -> 
                 f"(k − 1)·dilation = {(k - 1) * d}.",
                 hint="pad = (k - 1) * dilation.",
             )
+        if d > 1 and got_T == T + (k - 1) * (d - 1):
+            raise CheckFailure(
+                f"{name} returns {got_T} time steps instead of {T}: the padding is right for a "
+                f"dilation of {d}, but the convolution itself ran without it, so its kernel spans "
+                f"only k = {k} neighbouring positions.",
+                hint="Pass the dilation to the convolution too: F.conv1d(..., dilation=dilation).",
+            )
         if got_T == T + (k - 1) * d:
             raise CheckFailure(
                 f"{name} returns {got_T} time steps instead of {T}: it pads on both sides "

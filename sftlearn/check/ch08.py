@@ -180,6 +180,9 @@ def _temperature_cases() -> list[tuple[str, torch.Tensor, float]]:
         ("the same logits at τ = 2 (flatter)", z, 2.0),
         ("a batch of 3 rows at τ = 0.7", batch, 0.7),
         ("large logits [900, 880, 0] at τ = 0.1", torch.tensor([900.0, 880.0, 0.0]), 0.1),
+        # one maximum for the whole batch would underflow the second row: each row needs its own
+        ("a batch of a large and a small row at τ = 0.1",
+         torch.tensor([[900.0, 880.0, 0.0], [1.0, 0.5, 0.0]]), 0.1),
     ]
 
 
@@ -218,6 +221,11 @@ def check_temperature_probs(temperature_probs: Any) -> str:
                     "undo the division and leave the temperature with no effect.)",
                     hint="Apply the temperature to the logits, before the softmax: softmax(logits / τ).")
         if isinstance(got, torch.Tensor) and got.shape == z.shape and bool(torch.isnan(got).any()):
+            if z.dim() == 2 and bool(torch.isnan(got[1]).any()) and not bool(torch.isnan(got[0]).any()):
+                raise CheckFailure(
+                    f"{name} contains NaN in the small row: one maximum was subtracted for the "
+                    "whole batch, so every exp() of that row underflowed to 0, and 0 / 0 is NaN.",
+                    hint="Subtract each row's own maximum: `s.max(dim=-1, keepdim=True).values`.")
             raise CheckFailure(
                 f"{name} contains NaN: exp() of large logits overflowed.",
                 hint="Use `torch.softmax`, which subtracts the largest logit before exp(), or do so yourself.")
@@ -227,8 +235,8 @@ def check_temperature_probs(temperature_probs: Any) -> str:
         compare_arrays(name, got, expected, atol=1e-5, rtol=1e-4, probabilities=True, dim=-1,
                        mistakes=_temperature_mistakes(z, T),
                        hint="softmax(logits / τ) over the last dimension.")
-    return ("correct on 5 inputs: τ < 1 sharpens, τ > 1 flattens, a batch of rows and large logits "
-            "without overflow.")
+    return (f"correct on {len(_temperature_cases())} inputs: τ < 1 sharpens, τ > 1 flattens, "
+            "a batch of rows and large logits without overflow, each row on its own scale.")
 
 
 # ---------------------------------------------------------------------------- top_k_filter

@@ -375,6 +375,7 @@ CHRF_CASES: list[tuple[str, str, str]] = [
     ("English with spaces", "the cat sat on the mat", "the cat sits on a mat"),
     ("nothing in common", "猫", "狗"),
     ("an empty hypothesis", "", "汤姆喜欢梨。"),
+    ("a tab and a new line, whitespace like a space", "the\tcat sat\non the mat", "the cat sat on the mat"),
 ]
 
 
@@ -391,6 +392,9 @@ def _chrf_mistakes(hyp: str, ref: str) -> list[tuple[float, str, str]]:
          "often as the n-gram occurs in the reference: `(h & r)` keeps the smaller count."),
         (_chrf_variant(hyp, ref, strip=False), "the spaces are kept; chrF removes all whitespace "
          "before cutting the text into n-grams", "`''.join(text.split())` removes it."),
+        (_chrf_variant(hyp.replace(" ", ""), ref.replace(" ", ""), strip=False), "only the "
+         "spaces are removed; tabs and new lines are whitespace too, and chrF removes them all",
+         "`''.join(text.split())` removes every kind of whitespace."),
         (_chrf_variant(hyp, ref, average_f=True), "it averages an F-score per order; chrF "
          "averages precision and recall over the orders first, then takes one F-score",
          "Average P_n and R_n over n, then compute F_β once."),
@@ -415,11 +419,11 @@ def check_chrf_sentence(fn: Any) -> str:
             raise CheckFailure(f"{name} ({label}) is NaN: a 0/0 where nothing matches.",
                                hint="When P + R = 0 (or no order can be compared) the score is 0.")
         raise CheckFailure(f"{name} ({label}) = {value:.4g}, but chrF is {expected:.4g}.",
-                           hint="For n = 1..6 count the character n-grams of both texts (spaces "
-                                "removed), skip an order either text is too short for, average "
+                           hint="For n = 1..6 count the character n-grams of both texts (all "
+                                "whitespace removed), skip an order either text is too short for, average "
                                 "P_n and R_n, then F_β with β = 2, times 100.")
-    return (f"correct on {len(CHRF_CASES)} sentence pairs, including a repeated character, spaces "
-            "and an empty hypothesis.")
+    return (f"correct on {len(CHRF_CASES)} sentence pairs, including a repeated character, spaces, "
+            "a tab and a new line, and an empty hypothesis.")
 
 
 # ======================================================== held-out accuracy (spot the mistake)

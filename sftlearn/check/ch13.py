@@ -77,9 +77,9 @@ def _non_finite_hint(name: str, got: torch.Tensor, description: str) -> None:
     """A loss that overflows only on the ±40 logits: the probability form, not the formula, is wrong."""
     if "confident" in description and not bool(torch.isfinite(got.detach()).all()):
         raise CheckFailure(
-            f"{name} is {got.item()}." + ("" if "±40" in name else
-                                          " (for a very confident discriminator, logits ±40)"),
-            hint="In float32, sigmoid(40) rounds to exactly 1.0 and log(1 − 1) = −inf. Work with the logits: "
+            f"{name} is {got.item()}.",
+            hint="In float32, sigmoid(40) rounds to exactly 1.0 (and sigmoid(−200) to 0), so log(1 − 1) "
+                 "or log(0) is −inf. Work with the logits: "
                  "−log σ(ℓ) = softplus(−ℓ) and −log(1 − σ(ℓ)) = softplus(ℓ) (`F.softplus`), or use "
                  "`F.binary_cross_entropy_with_logits`.")
 
@@ -154,6 +154,9 @@ def check_generator_loss(generator_loss_fn: Any) -> str:
     """``fn(fake_logits)`` must be the non-saturating loss −mean log σ(fake)."""
     cases = [(f"generated points' logits ({d})", fake) for d, _, fake in _logit_cases()]
     cases.append(("a generator the discriminator has caught (logits −6)", torch.full((4, 1), -6.0)))
+    # sigmoid(−200) is 0 in float32: only a loss computed from the logits stays finite
+    cases.append(("a generator caught by a very confident discriminator (logits −200)",
+                  torch.full((3, 1), -200.0)))
     for description, fake in cases:
         fake_in = fake.clone().requires_grad_(True)
         name = f"the loss for {description}"
@@ -167,7 +170,7 @@ def check_generator_loss(generator_loss_fn: Any) -> str:
         expect(fake_in.grad is not None, "no gradient reaches the logits.",
                hint="Compute the loss from the logits with torch operations.")
         compare_arrays(f"the gradient of {name}", fake_in.grad, ref.grad, atol=1e-6, rtol=1e-5)
-    return ("correct on 5 batches; on a caught generator (D(G(z)) ≈ 0.0025) its gradient per point is "
+    return (f"correct on {len(cases)} batches; on a caught generator (D(G(z)) ≈ 0.0025) its gradient per point is "
             "≈ −1/n, where the saturating loss's is ≈ −0.0025/n.")
 
 
