@@ -437,3 +437,17 @@ def test_encode_by_longest_match_or_across_pieces_is_caught():
     assert "as WordPiece does" in failure_of(ch01.check_encode, longest).message
     assert "across the pieces of the pre-tokenizer" in failure_of(
         ch01.check_encode, ch01._merged_without_pretokenizing).message
+
+
+def test_merge_that_edits_its_input_in_place_is_refused():
+    # the exercise asks for a new list; this one rewrites the caller's
+    def in_place(tokens, pair):
+        i = 0
+        while i < len(tokens) - 1:
+            if (tokens[i], tokens[i + 1]) == pair:
+                tokens[i:i + 2] = [tokens[i] + tokens[i + 1]]
+            i += 1
+        return tokens
+
+    failure = failure_of(ch01.check_merge, in_place)
+    assert "changed its input" in failure.message and "in place" in failure.message

@@ -154,7 +154,7 @@ def expect(condition: bool, message: str, hint: str | None = None) -> None:
 # --------------------------------------------------------------------- calling the student
 
 
-def call_student(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def call_student(fn: Any, *args: Any, inputs_unchanged: bool = False, **kwargs: Any) -> Any:
     """Call the student's ``fn(*args, **kwargs)`` and classify what goes wrong.
 
     - ``fn`` is not callable (a result was passed instead of the function) -> CheckFailure;
@@ -162,7 +162,8 @@ def call_student(fn: Any, *args: Any, **kwargs: Any) -> Any:
     - ``fn`` raises anything else -> CheckFailure naming the error and the input.
 
     Tensor and array arguments are copied first, so a function that changes its input
-    in place cannot spoil the checker's own copy of it.
+    in place cannot spoil the checker's own copy of it. With ``inputs_unchanged=True`` (for an
+    exercise that asks for a *new* result) such a change is itself a failure.
     """
     __tracebackhide__ = True
     fn_name = getattr(fn, "__name__", "your function")
@@ -175,7 +176,16 @@ def call_student(fn: Any, *args: Any, **kwargs: Any) -> Any:
     call_args = _copy_inputs(args)
     call_kwargs = _copy_inputs(kwargs)
     try:
-        return fn(*call_args, **call_kwargs)
+        result = fn(*call_args, **call_kwargs)
+        if inputs_unchanged and result is not None:  # None has a message of its own
+            for given, after in zip(args, call_args):
+                if not _same_inputs(given, after):
+                    raise CheckFailure(
+                        f"your function `{fn_name}` changed its input {short_repr(given)} in "
+                        f"place (to {short_repr(after)}); the exercise asks for a new result "
+                        f"and the input left as it was.",
+                        hint="Build the result in a new list (`out = []`, then `out.append(...)`).")
+        return result
     except NotImplementedError:
         raise NotDoneYet(f"`{fn_name}`") from None
     except CheckFailure:
@@ -187,6 +197,22 @@ def call_student(fn: Any, *args: Any, **kwargs: Any) -> Any:
             f"(on input {inputs}).",
             hint=f"Call `{fn_name}` on that input in a new cell to see the full error.",
         ) from None
+
+
+def _same_inputs(a: Any, b: Any) -> bool:
+    """Is ``b`` (a copy the student's function received) still equal to the original ``a``?"""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        a, b = a.detach(), b.detach()
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        return bool(torch.equal(a, b)) or (a.is_floating_point() and bool(
+            torch.allclose(a, b, rtol=0, atol=0, equal_nan=True)))  # NaN where NaN was
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_inputs(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except Exception:  # values that do not compare plainly: do not judge
+        return True
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -537,8 +537,8 @@ def check_heldout_accuracy(fn: Any, tokenizer: Any = None) -> str:
         raise CheckFailure(f"{name} = {value:.3g}, but it should be {expected:.3g}.",
                            hint="Encode the pairs, collate them into a padded batch, predict with "
                                 "the attention mask and compare with the batch's targets.")
-    return ("correct: the padded batch is scored with its attention mask, so every review is "
-            "read at its own last token.")
+    return ("correct: every review is read at its own last token (with a padded batch, that "
+            "takes its attention mask).")
 
 
 __all__ = [
