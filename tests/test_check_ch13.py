@@ -211,3 +211,36 @@ def test_straight_through_stub(capsys):
 def test_generator_loss_through_log_sigmoid_fails_on_a_certain_discriminator():
     failure = failure_of(ch13.check_generator_loss, lambda f: -torch.log(torch.sigmoid(f)).mean())
     assert "logits −200) is inf" in failure.message
+
+
+def test_gan_step_with_the_generator_first_or_never_zeroed_is_named():
+    def step(generator, discriminator, opt_g, opt_d, real, z, *, g_first=False, zero_g=True):
+        fake = generator(z)
+
+        def d_step():
+            opt_d.zero_grad()
+            d = sp(-discriminator(real)).mean() + sp(discriminator(fake.detach())).mean()
+            d.backward()
+            opt_d.step()
+            return d
+
+        def g_step():
+            if zero_g:
+                opt_g.zero_grad()
+            g = sp(-discriminator(fake)).mean()
+            g.backward()
+            opt_g.step()
+            return g
+
+        if g_first:
+            g = g_step()
+            d = d_step()
+        else:
+            d = d_step()
+            g = g_step()
+        return d.item(), g.item()
+
+    assert "takes its step before the discriminator" in failure_of(
+        ch13.check_gan_step, lambda *a: step(*a, g_first=True)).message
+    assert "the generator's gradients are never zeroed" in failure_of(
+        ch13.check_gan_step, lambda *a: step(*a, zero_g=False)).message

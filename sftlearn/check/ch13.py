@@ -178,9 +178,20 @@ def check_generator_loss(generator_loss_fn: Any) -> str:
 
 
 def _reference_step(generator, discriminator, opt_g, opt_d, real, z, *, detach=True, saturating=False,
-                    zero_d=True, g_zero_late=True) -> tuple[float, float]:
+                    zero_d=True, g_zero_late=True, zero_g=True, g_first=False) -> tuple[float, float]:
     """The correct step (defaults) and its usual mistakes, switched on by the keywords."""
-    if not g_zero_late:
+    if g_first:  # the generator moves first, against the discriminator of the last step
+        fake = generator(z)
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake), saturating=saturating)
+        g_loss.backward()
+        opt_g.step()
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        return float(d_loss.detach()), float(g_loss.detach())
+    if not g_zero_late and zero_g:
         opt_g.zero_grad()  # one zero_grad at the top: D's backward below then leaks into G's .grad
     fake = generator(z)
     if zero_d:
@@ -190,7 +201,7 @@ def _reference_step(generator, discriminator, opt_g, opt_d, real, z, *, detach=T
     d_loss = discriminator_loss(discriminator(real), fake_logits)
     d_loss.backward()
     opt_d.step()
-    if g_zero_late:
+    if g_zero_late and zero_g:
         opt_g.zero_grad()
     # Without detach, D's backward pass has freed the graph through the generator, so generate again
     # (same z, same generator: the same points).
@@ -211,6 +222,12 @@ _STEP_MISTAKES: dict[str, tuple[dict[str, bool], str]] = {
     "the discriminator's gradients are never zeroed, so each step adds to the last (including what the generator's "
     "backward pass left in them)":
         ({"zero_d": False}, "Call `opt_d.zero_grad()` before `d_loss.backward()`."),
+    "the generator's gradients are never zeroed, so its step follows the sum of this step's gradient and every "
+    "earlier one":
+        ({"zero_g": False}, "Call `opt_g.zero_grad()` right before `g_loss.backward()`."),
+    "the generator takes its step before the discriminator, so it is judged by last step's discriminator":
+        ({"g_first": True}, "Update the discriminator first, then compute the generator's loss with the "
+                            "updated discriminator."),
 }
 
 
