@@ -366,3 +366,13 @@ def test_mask_tokens_changing_ids_in_place():
     failure = failure_of(ch07.check_mask_tokens, in_place)
     assert failure.message.startswith("mask_tokens changes `ids` in place")
     assert "ids.clone()" in failure.hint
+
+
+def test_two_slips_adding_up_to_a_third_are_not_named_as_it():
+    # without wpe and ln_f the micro preset's count equals "without attn.c_proj"; the other
+    # configurations tell them apart, so no single slip is named
+    def no_positions_no_final_norm(config):
+        return ch07.reference_num_parameters(config) - config.block_size * config.n_embd - 2 * config.n_embd
+
+    failure = failure_of(ch07.check_num_parameters, no_positions_no_final_norm)
+    assert "c_proj" not in failure.message and "off by" in failure.message

@@ -423,3 +423,16 @@ def test_exact_match_that_strips_only_the_predictions_is_caught():
     failure = failure_of(ch09.check_exact_match,
                          lambda p, a: sum(x.strip() == y for x, y in zip(p, a)) / len(a))
     assert "answers with spaces, tabs and new lines around them" in failure.message
+
+
+@pytest.mark.parametrize("strip, words", [
+    (lambda s: s.strip(" "), "it strips spaces only"),
+    (lambda s: s.lstrip(), "it strips whitespace on the left only"),
+])
+def test_exact_match_slips_that_agree_on_one_case_are_told_apart(strip, words):
+    def exact_match(predictions, answers):
+        if len(predictions) != len(answers) or not answers:
+            raise ValueError("lists of different lengths or empty")
+        return sum(strip(p) == strip(a) for p, a in zip(predictions, answers)) / len(answers)
+
+    assert words in failure_of(ch09.check_exact_match, exact_match).message

@@ -323,6 +323,15 @@ COUNT_CASES = [
 ]
 
 
+def _slip_everywhere(num_parameters: Any, index: int) -> bool:
+    """Does the student's function give the ``index``-th slip's count on every configuration?"""
+    for _, config in COUNT_CASES:
+        got = python_number(call_student(num_parameters, config))
+        if got != _count_mistakes(config)[index][0]:
+            return False
+    return True
+
+
 @checker("num_parameters")
 def check_num_parameters(num_parameters: Any) -> str:
     """``num_parameters(config)`` must equal ``GPT(config).num_parameters()``."""
@@ -340,8 +349,10 @@ def check_num_parameters(num_parameters: Any) -> str:
         got = int(got)
         if got == expected:
             continue
-        for wrong, sentence, hint in _count_mistakes(config):
-            if got == wrong:
+        for index, (wrong, sentence, hint) in enumerate(_count_mistakes(config)):
+            # Name a slip only if it explains the count of every configuration: on one alone,
+            # two other slips can add up to the same number by coincidence.
+            if got == wrong and _slip_everywhere(num_parameters, index):
                 raise CheckFailure(f"{name} is {got:,} but should be {expected:,}: {sentence}.", hint)
         if config.n_head != 4 and config.with_(n_head=4) == COUNT_CASES[1][1]:
             raise CheckFailure(

@@ -330,7 +330,7 @@ EXACT_MATCH_CASES: list[tuple[str, list[str], list[str]]] = [
     ("spaces inside an answer", ["Tom (person), the farm (place)", "Tom (person),the farm (place)"],
      ["Tom (person), the farm (place)", "Tom (person), the farm (place)"]),
     ("numbers", ["12", "012", "7", "1"], ["12", "12", "7", "3"]),
-    ("answers with spaces, tabs and new lines around them", ["Lucy", "Tom", "Anna ", "Max"],
+    ("answers with spaces, tabs and new lines around them", ["\tLucy", "Tom", "Anna ", "Max"],
      [" Lucy", "Tom\n", "\tAnna", "Sam "]),
 ]
 
@@ -360,6 +360,9 @@ def _exact_match_mistakes(predictions: list[str], answers: list[str]) -> list[tu
         (fraction(p.strip().rstrip("。.") == a.strip().rstrip("。.") for p, a in pairs),
          "it ignores a final full stop; punctuation is part of the answer",
          "Only surrounding whitespace is forgiven."),
+        (fraction(p.strip(" ") == a.strip(" ") for p, a in pairs),
+         "it strips spaces only (`strip(' ')`), so a new line or a tab around a reply still counts",
+         "`str.strip()` with no argument removes every kind of whitespace."),
         (fraction(p.lstrip() == a.lstrip() for p, a in pairs),
          "it strips whitespace on the left only",
          "`str.strip()` removes it at both ends."),
@@ -396,6 +399,16 @@ def _expect_value_error(fn: Any, args: tuple, situation: str, name: str) -> None
         hint="Check `len(predictions) != len(answers)` and an empty list first, and raise ValueError.")
 
 
+def _slip_everywhere(exact_match: Any, index: int) -> bool:
+    """Does the ``index``-th usual mistake give the student's score on every case? (On one case
+    alone, two different slips can give the same score.)"""
+    for _, predictions, answers in EXACT_MATCH_CASES:
+        got = as_number("exact_match", call_student(exact_match, list(predictions), list(answers)))
+        if abs(got - _exact_match_mistakes(predictions, answers)[index][0]) >= 1e-6:
+            return False
+    return True
+
+
 @checker("exact_match")
 def check_exact_match(exact_match: Any) -> str:
     """``exact_match(predictions, answers)``: the fraction equal after stripping whitespace."""
@@ -405,8 +418,8 @@ def check_exact_match(exact_match: Any) -> str:
         want = reference_exact_match(predictions, answers)
         if abs(got - want) < 1e-6:  # float32 tensors are fine
             continue
-        for value, sentence, hint in _exact_match_mistakes(predictions, answers):
-            if abs(got - value) < 1e-6 and abs(value - want) > 1e-6:
+        for index, (value, sentence, hint) in enumerate(_exact_match_mistakes(predictions, answers)):
+            if abs(got - value) < 1e-6 and abs(value - want) > 1e-6 and _slip_everywhere(exact_match, index):
                 raise CheckFailure(f"{name} is {got:g}, but should be {want:g}: {sentence}.", hint)
         raise CheckFailure(f"{name} is {got:g}, but should be {want:g}.",
                            hint="Count the predictions whose `.strip()` equals the answer's `.strip()`, "
