@@ -205,8 +205,9 @@ def _same_inputs(a: Any, b: Any) -> bool:
         a, b = a.detach(), b.detach()
         if a.shape != b.shape or a.dtype != b.dtype:
             return False
-        return bool(torch.equal(a, b)) or (a.is_floating_point() and bool(
-            torch.allclose(a, b, rtol=0, atol=0, equal_nan=True)))  # NaN where NaN was
+        if a.is_floating_point():  # equal, with NaN where NaN was
+            return bool(torch.allclose(a, b, rtol=0, atol=0, equal_nan=True))
+        return bool(torch.equal(a, b))
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same_inputs(x, y) for x, y in zip(a, b))
     try:
@@ -242,6 +243,14 @@ def _tidy_floats(values: Any) -> Any:
     if isinstance(values, float) and math.isfinite(values):
         return float(f"{values:.6g}")
     return values
+
+
+def same_on_every_case(cases: Sequence[Any], got: Callable[[Any], float],
+                       slip: Callable[[Any], float], tolerance: float = 1e-6) -> bool:
+    """Does the student's answer (``got(case)``) equal what one known slip gives (``slip(case)``)
+    on every case? A check names a slip only then: on one case alone, two other slips can
+    happen to give the same number."""
+    return all(abs(got(case) - slip(case)) < tolerance for case in cases)
 
 
 def python_number(value: Any) -> Any:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
-                                  short_repr)
+                                  same_on_every_case, short_repr)
 from sftlearn.config import GPTConfig
 from sftlearn.model import Block
 
@@ -323,15 +323,6 @@ COUNT_CASES = [
 ]
 
 
-def _slip_everywhere(num_parameters: Any, index: int) -> bool:
-    """Does the student's function give the ``index``-th slip's count on every configuration?"""
-    for _, config in COUNT_CASES:
-        got = python_number(call_student(num_parameters, config))
-        if got != _count_mistakes(config)[index][0]:
-            return False
-    return True
-
-
 @checker("num_parameters")
 def check_num_parameters(num_parameters: Any) -> str:
     """``num_parameters(config)`` must equal ``GPT(config).num_parameters()``."""
@@ -350,9 +341,10 @@ def check_num_parameters(num_parameters: Any) -> str:
         if got == expected:
             continue
         for index, (wrong, sentence, hint) in enumerate(_count_mistakes(config)):
-            # Name a slip only if it explains the count of every configuration: on one alone,
-            # two other slips can add up to the same number by coincidence.
-            if got == wrong and _slip_everywhere(num_parameters, index):
+            if got == wrong and same_on_every_case(
+                    [c for _, c in COUNT_CASES],
+                    lambda c: python_number(call_student(num_parameters, c)),
+                    lambda c, i=index: _count_mistakes(c)[i][0]):
                 raise CheckFailure(f"{name} is {got:,} but should be {expected:,}: {sentence}.", hint)
         if config.n_head != 4 and config.with_(n_head=4) == COUNT_CASES[1][1]:
             raise CheckFailure(

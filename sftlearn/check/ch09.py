@@ -35,6 +35,7 @@ from sftlearn.check._core import (
     call_student,
     checker,
     compare_arrays,
+    same_on_every_case,
     short_repr,
 )
 from sftlearn.data import score
@@ -399,16 +400,6 @@ def _expect_value_error(fn: Any, args: tuple, situation: str, name: str) -> None
         hint="Check `len(predictions) != len(answers)` and an empty list first, and raise ValueError.")
 
 
-def _slip_everywhere(exact_match: Any, index: int) -> bool:
-    """Does the ``index``-th usual mistake give the student's score on every case? (On one case
-    alone, two different slips can give the same score.)"""
-    for _, predictions, answers in EXACT_MATCH_CASES:
-        got = as_number("exact_match", call_student(exact_match, list(predictions), list(answers)))
-        if abs(got - _exact_match_mistakes(predictions, answers)[index][0]) >= 1e-6:
-            return False
-    return True
-
-
 @checker("exact_match")
 def check_exact_match(exact_match: Any) -> str:
     """``exact_match(predictions, answers)``: the fraction equal after stripping whitespace."""
@@ -419,7 +410,10 @@ def check_exact_match(exact_match: Any) -> str:
         if abs(got - want) < 1e-6:  # float32 tensors are fine
             continue
         for index, (value, sentence, hint) in enumerate(_exact_match_mistakes(predictions, answers)):
-            if abs(got - value) < 1e-6 and abs(value - want) > 1e-6 and _slip_everywhere(exact_match, index):
+            if abs(got - value) < 1e-6 and abs(value - want) > 1e-6 and same_on_every_case(
+                    EXACT_MATCH_CASES,
+                    lambda c: as_number(name, call_student(exact_match, list(c[1]), list(c[2]))),
+                    lambda c, i=index: _exact_match_mistakes(c[1], c[2])[i][0]):
                 raise CheckFailure(f"{name} is {got:g}, but should be {want:g}: {sentence}.", hint)
         raise CheckFailure(f"{name} is {got:g}, but should be {want:g}.",
                            hint="Count the predictions whose `.strip()` equals the answer's `.strip()`, "

@@ -180,34 +180,34 @@ def check_generator_loss(generator_loss_fn: Any) -> str:
 def _reference_step(generator, discriminator, opt_g, opt_d, real, z, *, detach=True, saturating=False,
                     zero_d=True, g_zero_late=True, zero_g=True, g_first=False) -> tuple[float, float]:
     """The correct step (defaults) and its usual mistakes, switched on by the keywords."""
-    if g_first:  # the generator moves first, against the discriminator of the last step
-        fake = generator(z)
-        opt_g.zero_grad()
-        g_loss = generator_loss(discriminator(fake), saturating=saturating)
-        g_loss.backward()
-        opt_g.step()
-        opt_d.zero_grad()
-        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
-        d_loss.backward()
-        opt_d.step()
-        return float(d_loss.detach()), float(g_loss.detach())
     if not g_zero_late and zero_g:
         opt_g.zero_grad()  # one zero_grad at the top: D's backward below then leaks into G's .grad
     fake = generator(z)
-    if zero_d:
-        opt_d.zero_grad()
-    fake_for_d = fake.detach() if detach else fake
-    fake_logits = discriminator(fake_for_d)
-    d_loss = discriminator_loss(discriminator(real), fake_logits)
-    d_loss.backward()
-    opt_d.step()
-    if g_zero_late and zero_g:
-        opt_g.zero_grad()
-    # Without detach, D's backward pass has freed the graph through the generator, so generate again
-    # (same z, same generator: the same points).
-    g_loss = generator_loss(discriminator(fake if detach else generator(z)), saturating=saturating)
-    g_loss.backward()
-    opt_g.step()
+
+    def d_step() -> torch.Tensor:
+        if zero_d:
+            opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach() if detach else fake))
+        d_loss.backward()
+        opt_d.step()
+        return d_loss
+
+    def g_step() -> torch.Tensor:
+        if g_zero_late and zero_g:
+            opt_g.zero_grad()
+        # Without detach, D's backward pass has freed the graph through the generator, so generate
+        # again (same z, same generator: the same points).
+        g_loss = generator_loss(discriminator(fake if detach else generator(z)), saturating=saturating)
+        g_loss.backward()
+        opt_g.step()
+        return g_loss
+
+    if g_first:  # the generator moves first, against the discriminator of the last step
+        g_loss = g_step()
+        d_loss = d_step()
+    else:
+        d_loss = d_step()
+        g_loss = g_step()
     return float(d_loss.detach()), float(g_loss.detach())
 
 
