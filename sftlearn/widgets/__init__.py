@@ -39,13 +39,14 @@ def figure_png(fig, dpi: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def check_slider_value(name: str, value: float, low: float, high: float) -> float:
-    """``value`` if a slider from ``low`` to ``high`` can show it; else a clear error (a slider
-    would silently move an out-of-range value to its end)."""
-    if not low <= value <= high:
+def check_slider_value(name: str, value: float, slider) -> None:
+    """Refuse a starting ``value`` that ``slider`` (an ipywidgets slider built with it) could
+    not show: the slider silently moves such a value to its nearest end."""
+    if slider.value != value:
+        log = hasattr(slider, "base")  # a FloatLogSlider's min and max are exponents
+        low, high = (slider.base**slider.min, slider.base**slider.max) if log else (slider.min, slider.max)
         raise ValueError(f"{name} = {value} is outside the explorer's slider, which runs from "
                          f"{low:g} to {high:g}; start it inside that range.")
-    return value
 
 
 class Explorer:

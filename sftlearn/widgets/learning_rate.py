@@ -221,8 +221,6 @@ class LearningRateExplorer(Explorer):
         import ipywidgets as w  # imported here: the package must import without it
 
         self.steps, self.start, self.draw = steps, start, draw
-        check_slider_value("lr", lr, 10**-2.5, 10**-0.5)
-        check_slider_value("steepness", steepness, 1.0, 25.0)
         # Log scale: interesting rates span two decades, from crawling to diverging.
         self.lr = w.FloatLogSlider(value=lr, base=10, min=-2.5, max=-0.5, step=0.01,
                                    description="learning rate η", readout_format=".3f",
@@ -230,6 +228,8 @@ class LearningRateExplorer(Explorer):
         self.steepness = w.FloatSlider(value=steepness, min=1.0, max=25.0, step=0.5,
                                        description="steepness b", style={"description_width": "initial"},
                                        continuous_update=False)
+        check_slider_value("lr", lr, self.lr)
+        check_slider_value("steepness", steepness, self.steepness)
         self.status = w.HTML()
         self.image = w.Image(format="png")
         self.widget = w.VBox([w.HBox([self.lr, self.steepness]), self.status, self.image])

@@ -222,9 +222,6 @@ class SamplingExplorer(Explorer):
         self.model, self.tokenizer = model, tokenizer
         self.n_samples, self.max_new_tokens, self.draw = n_samples, max_new_tokens, draw
         self.seed = seed
-        check_slider_value("temperature", temperature, 0.0, 3.0)
-        check_slider_value("top_k", top_k, 0, 50)
-        check_slider_value("top_p", top_p, 0.05, 1.0)
         style = {"description_width": "initial"}
         self.prompt = w.Text(value=prompt, description="prompt", style=style, continuous_update=False)
         self.temperature = w.FloatSlider(value=temperature, min=0.0, max=3.0, step=0.05,
@@ -234,6 +231,9 @@ class SamplingExplorer(Explorer):
                                  style=style, continuous_update=False)
         self.top_p = w.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05,
                                    description="top-p (1 = off)", style=style, continuous_update=False)
+        for name, value, slider in (("temperature", temperature, self.temperature),
+                                    ("top_k", top_k, self.top_k), ("top_p", top_p, self.top_p)):
+            check_slider_value(name, value, slider)
         self.resample = w.Button(description="new samples")
         self.status = w.HTML()
         self.image = w.Image(format="png")
