@@ -139,12 +139,7 @@ class TokenClassifier(_Head):
     _targets_hint = "one class id (or -100) per input token, not shifted."
 
     def forward(self, input_ids, targets=None, attention_mask=None):
-        self.body.check_input_ids(input_ids)
-        if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_ids.shape):
-            raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape "
-                f"{tuple(input_ids.shape)} (1 = real token, 0 = padding)."
-            )
+        # the body checks the ids and the mask's shape
         hidden, _ = self.body.hidden_states(input_ids, attention_mask)  # (B, T, C)
         logits = self.score(self.dropout(hidden))  # (B, T, K)
         loss = None

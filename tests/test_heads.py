@@ -172,7 +172,7 @@ def test_token_classifier_bad_input():
         model(ids, targets=torch.full_like(ids, 3), attention_mask=mask)
     with pytest.raises(ValueError, match=r"targets of shape .*not shifted"):
         model(ids, targets=torch.zeros(2, dtype=torch.long), attention_mask=mask)
-    with pytest.raises(ValueError, match="attention_mask shape"):
+    with pytest.raises(ValueError, match="attention_mask has shape"):
         model(ids, attention_mask=mask[:, :-1])
 
 
