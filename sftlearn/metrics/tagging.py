@@ -116,10 +116,11 @@ def _sentences(tags, name: str) -> list[Sequence[str]]:
             f"'O'], got {type(tags).__name__}."
         )
     if len(tags) and all(isinstance(t, str) for t in tags):
-        if any(any(ch.isspace() for ch in t) for t in tags):
+        spaced = [t for t in tags if any(ch.isspace() for ch in t)]
+        if spaced:
             # 'B-PER I-PER O' is a whole sentence written as one string, not a tag
             raise ValueError(
-                f"{name} holds strings with spaces ({next(t for t in tags if ' ' in t)!r}): "
+                f"{name} holds strings with spaces ({spaced[0]!r}): "
                 f"each looks like a sentence of space-separated tags. Pass lists of tags, e.g. "
                 f"[s.split() for s in {name}]."
             )
