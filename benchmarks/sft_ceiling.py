@@ -10,13 +10,16 @@ a word; a sum written as an expression or as a word problem).
 story text that no block is read twice) instead of loading the zoo's model; ``--probe`` reads
 what pretraining taught straight from the base model: it continues sentences of unseen stories
 that state a sum, a word written backwards, a review's verdict..., and counts how often the
-greedy continuation is the one the story has. The results are in ``sft_recipe_study.md``.
+greedy continuation is the one the story has, and whether it can copy a list of words it has just
+read; ``--families qa`` fine-tunes and tests one family (or several) with the whole budget. The
+results are in ``sft_recipe_study.md``.
 
     python benchmarks/sft_ceiling.py                          # chapter 09's run (1,200 steps)
     python benchmarks/sft_ceiling.py --steps 10000 --n 3000   # eight times the budget
     python benchmarks/sft_ceiling.py --pretrain-steps 2000 --probe
     python benchmarks/sft_ceiling.py --pretrain-steps 2000 --layers 6 --heads 6 --width 192
     python benchmarks/sft_ceiling.py --pretrain-steps 8000 --lora 16 --threads 2
+    python benchmarks/sft_ceiling.py --families qa --probe --threads 2
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import random
 import re
 import time
 
 import torch
 
 from sftlearn import data, zoo
+from sftlearn.data import lexicon
 from sftlearn.device import seed_everything
 from sftlearn.freeze import unfreeze
 from sftlearn.lora import attach_lora
@@ -83,6 +88,23 @@ def probe(model, tok, per_probe: int = 60) -> None:
             out = model.generate(torch.tensor([ids]), 8, greedy=True)  # (1, len(ids) + 8)
             right += tok.decode(out[0, len(ids):].tolist()).lstrip().startswith(want)
         print(f"  {name:<14}{right:>3} / {len(cases)}")
+    copying(model, tok)
+
+
+@torch.no_grad()
+def copying(model, tok, n_lists: int = 32, length: int = 24) -> None:
+    """Can the base copy? A list of random world words, then the same list again: a model with
+    induction heads predicts the second copy almost perfectly; one without does no better than
+    on the first."""
+    words = [w for w in lexicon.spelling_words() if len(tok.encode(" " + w)) == 1]
+    rng = random.Random(0)
+    lists = [[tok.encode(" " + w)[0] for w in rng.sample(words, length)] for _ in range(n_lists)]
+    ids = torch.tensor([row + row for row in lists])  # (n_lists, 2 * length)
+    logits, _ = model(ids[:, :-1])  # (n_lists, 2 * length - 1, V)
+    hits = (logits.argmax(-1) == ids[:, 1:]).float()  # (n_lists, 2 * length - 1)
+    first, second = hits[:, : length - 1].mean().item(), hits[:, length:].mean().item()
+    print(f"  copying a list of {length} words: next word right {first:.0%} in the first copy, "
+          f"{second:.0%} in the second")
 
 
 def skill(example) -> str:
@@ -108,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lora", type=int, default=None,
                         help="fine-tune LoRA adapters of this rank on every linear layer, and the "
                              "embeddings, instead of every parameter")
+    parser.add_argument("--families", default=None,
+                        help="comma-separated task families to fine-tune and test on (default all)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -121,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.lora:
         attach_lora(model, r=args.lora, alpha=2 * args.lora, target_modules=("c_attn", "c_proj", "c_fc"))
         unfreeze(model.transformer.wte)  # the chat tokens' embeddings must be learned
-    train = data.sft_examples("train", n_per_family=args.n)
+    families = args.families.split(",") if args.families else None
+    train = data.sft_examples("train", n_per_family=args.n, families=families)
     seed_everything(0)
     config = TrainConfig(max_steps=args.steps, batch_size=16, lr=args.lr,
                          warmup_steps=max(1, args.steps // 20), eval_interval=0, progress=False)
@@ -129,9 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     finetune(model, tok, train, config=config)
     seconds = time.perf_counter() - start
 
-    test = data.sft_examples("test", n_per_family=args.test)
+    test = data.sft_examples("test", n_per_family=args.test, families=families)
     report = evaluate_tasks(model, tok, test, max_new_tokens=40, with_loss=False)
-    heldout = evaluate_tasks(model, tok, "test_heldout", n_per_family=args.test,
+    heldout = evaluate_tasks(model, tok, data.sft_examples("test_heldout", n_per_family=args.test,
+                                                           families=families),
                              max_new_tokens=40, with_loss=False)
     print(f"{args.steps} steps x 16, lr {args.lr}, {seconds:.0f} s on {args.threads} thread(s)")
     print(report.table())
