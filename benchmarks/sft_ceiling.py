@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import random
 import re
 import time
 
@@ -38,6 +37,7 @@ from sftlearn.data import lexicon
 from sftlearn.device import seed_everything
 from sftlearn.freeze import unfreeze
 from sftlearn.lora import attach_lora
+from sftlearn.probes import copying_accuracy
 from sftlearn.sft import evaluate_tasks, finetune
 from sftlearn.train import TrainConfig
 
@@ -88,23 +88,7 @@ def probe(model, tok, per_probe: int = 60) -> None:
             out = model.generate(torch.tensor([ids]), 8, greedy=True)  # (1, len(ids) + 8)
             right += tok.decode(out[0, len(ids):].tolist()).lstrip().startswith(want)
         print(f"  {name:<14}{right:>3} / {len(cases)}")
-    copying(model, tok)
-
-
-@torch.no_grad()
-def copying(model, tok, n_lists: int = 32, length: int = 24) -> None:
-    """Can the base copy? A list of random world words, then the same list again: a model with
-    induction heads predicts the second copy almost perfectly; one without does no better than
-    on the first."""
-    words = [w for w in lexicon.spelling_words() if len(tok.encode(" " + w)) == 1]
-    rng = random.Random(0)
-    lists = [[tok.encode(" " + w)[0] for w in rng.sample(words, length)] for _ in range(n_lists)]
-    ids = torch.tensor([row + row for row in lists])  # (n_lists, 2 * length)
-    logits, _ = model(ids[:, :-1])  # (n_lists, 2 * length - 1, V)
-    hits = (logits.argmax(-1) == ids[:, 1:]).float()  # (n_lists, 2 * length - 1)
-    first, second = hits[:, : length - 1].mean().item(), hits[:, length:].mean().item()
-    print(f"  copying a list of {length} words: next word right {first:.0%} in the first copy, "
-          f"{second:.0%} in the second")
+    print(f"  {copying_accuracy(model, tok, lexicon.spelling_words())}")
 
 
 def skill(example) -> str:

@@ -507,6 +507,8 @@ GLOSSARY: list[Term] = [
        "The mean cross-entropy over the tokens of the assistant's replies only: what SFT lowers and what its validation measures.",),
     _t("early stopping", "早停", 9,
        "Stopping training (and keeping the best checkpoint) once the validation loss stops improving.",),
+    _t("induction head", "归纳头", 9,
+       "A pair of attention heads that copies from the context: find where the current token occurred before and predict what followed it there.",),
     # ----- 10 lightweight fine-tuning
     _t("parameter-efficient fine-tuning", "参数高效微调", 10,
        "Fine-tuning only a small number of parameters (a few layers, adapters or LoRA) while the rest stay fixed.",
