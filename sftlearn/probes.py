@@ -41,6 +41,44 @@ def one_token_words(tokenizer, words) -> list[int]:
     return ids
 
 
+def doubled_lists(tokenizer, words, lists: int = 32, length: int = 24, seed: int = 0) -> torch.Tensor:
+    """``lists`` random lists of ``length`` distinct one-token ``words``, each written twice:
+    a (lists, 2 * length) tensor of ids."""
+    if isinstance(words, str):
+        raise TypeError("words must be a list of words, not one string")
+    if lists < 1 or length < 2:
+        raise ValueError(f"need lists >= 1 and length >= 2 (got lists={lists}, length={length})")
+    vocab = sorted(set(one_token_words(tokenizer, words)))
+    if len(vocab) < length:
+        raise ValueError(f"only {len(vocab)} of the words are one token each, fewer than "
+                         f"length={length}; pass more words or a smaller length")
+    rng = random.Random(seed)
+    rows = [rng.sample(vocab, length) for _ in range(lists)]
+    return torch.tensor([row + row for row in rows])  # (lists, 2 * length)
+
+
+def copy_scores(logits: torch.Tensor, ids: torch.Tensor) -> tuple[float, float]:
+    """Greedy next-token accuracy on the first and on the second copy of doubled lists.
+
+    ``ids`` is (N, 2L), each row a list and its repeat; ``logits`` is (N, 2L - 1, V), the
+    model's output for ``ids[:, :-1]``, so position t predicts token t + 1. Each copy is scored
+    on the L - 1 tokens after its first word (tokens 1..L-1 and L+1..2L-1): nothing before a
+    copy's first word predicts it.
+    """
+    if ids.dim() != 2 or ids.shape[1] % 2 or ids.shape[1] < 4:
+        raise ValueError(f"ids must be (N, 2L) with L >= 2, each row a list written twice; "
+                         f"got shape {tuple(ids.shape)}")
+    n, two_l = ids.shape
+    if logits.dim() != 3 or tuple(logits.shape[:2]) != (n, two_l - 1):
+        raise ValueError(f"logits must be (N, 2L - 1, V) = ({n}, {two_l - 1}, V), the output for "
+                         f"ids[:, :-1]; got shape {tuple(logits.shape)}")
+    length = two_l // 2
+    right = (logits.argmax(-1) == ids[:, 1:]).float()  # (N, 2L - 1): the guess at t for token t + 1
+    # right[:, t - 1] scores token t: tokens 1..L-1 are right[:, :L-1]; tokens L+1..2L-1 are
+    # right[:, L:] (token L, the second copy's first word, is right[:, L-1], left out).
+    return right[:, : length - 1].mean().item(), right[:, length:].mean().item()
+
+
 @torch.no_grad()
 def copying_accuracy(model, tokenizer, words, lists: int = 32, length: int = 24,
                      seed: int = 0) -> CopyingResult:
@@ -48,32 +86,18 @@ def copying_accuracy(model, tokenizer, words, lists: int = 32, length: int = 24,
     shown twice, on the first copy and on the second (``lists`` random lists).
 
     Only words that are one token (after a space) are used, so "the next word" is the next
-    token. The first position of each copy is not scored: nothing predicts it.
+    token.
     """
-    if isinstance(words, str):
-        raise TypeError("words must be a list of words, not one string")
-    if lists < 1 or length < 2:
-        raise ValueError(f"need lists >= 1 and length >= 2 (got lists={lists}, length={length})")
+    ids = doubled_lists(tokenizer, words, lists, length, seed)  # (N, 2L)
     if 2 * length > model.config.block_size:
         raise ValueError(f"two copies of {length} words do not fit the model's context of "
                          f"{model.config.block_size} tokens; use length <= {model.config.block_size // 2}")
-    vocab = sorted(set(one_token_words(tokenizer, words)))
-    if len(vocab) < length:
-        raise ValueError(f"only {len(vocab)} of the words are one token each, fewer than "
-                         f"length={length}; pass more words or a smaller length")
-    rng = random.Random(seed)
-    rows = [rng.sample(vocab, length) for _ in range(lists)]
-    ids = torch.tensor([row + row for row in rows], device=next(model.parameters()).device)  # (N, 2L)
+    ids = ids.to(next(model.parameters()).device)
     was_training = model.training
     model.eval()
     try:
-        logits, _ = model(ids[:, :-1])  # (N, 2L - 1, V): position t predicts token t + 1
+        logits, _ = model(ids[:, :-1])  # (N, 2L - 1, V)
     finally:
         model.train(was_training)
-    right = (logits.argmax(-1) == ids[:, 1:]).float()  # (N, 2L - 1)
-    # right[:, t] scores the guess for token t + 1: tokens 1..L-1 are the first copy (token 0
-    # cannot be predicted), tokens L+1..2L-1 the second (token L, the first word again, is
-    # left out too, so both copies are scored on the same L - 1 positions).
-    first = right[:, : length - 1].mean().item()
-    second = right[:, length:].mean().item()
+    first, second = copy_scores(logits, ids)
     return CopyingResult(first, second, lists, length)

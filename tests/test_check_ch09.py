@@ -436,3 +436,64 @@ def test_exact_match_slips_that_agree_on_one_case_are_told_apart(strip, words):
         return sum(strip(p) == strip(a) for p, a in zip(predictions, answers)) / len(answers)
 
     assert words in failure_of(ch09.check_exact_match, exact_match).message
+
+
+# ------------------------------------------------------------------------------ copy_scores
+
+
+def _scores(right_of):
+    """A copy_scores built from a function of (right, L): right[n, t] is 1 when the guess at
+    position t is token t + 1."""
+    def copy_scores(logits, ids):
+        length = ids.shape[1] // 2
+        return right_of((logits.argmax(-1) == ids[:, 1:]).float(), length)
+    return copy_scores
+
+
+def test_the_reference_copy_scores_is_the_probe_the_package_runs():
+    from sftlearn import probes
+
+    assert ch09.reference_copy_scores is probes.copy_scores
+    for _, logits, ids in ch09._copy_cases():
+        length = ids.shape[1] // 2
+        hits = [[int(logits[n, t].argmax()) == int(ids[n, t + 1]) for t in range(2 * length - 1)]
+                for n in range(len(ids))]  # by hand, position by position
+        first = sum(row[t] for row in hits for t in range(length - 1)) / (len(ids) * (length - 1))
+        second = sum(row[t] for row in hits for t in range(length, 2 * length - 1)) / (len(ids) * (length - 1))
+        assert probes.copy_scores(logits, ids) == pytest.approx((first, second), abs=1e-6)  # float32 means
+
+
+def test_copy_scores_cases_tell_the_windows_apart():
+    # Every known slip gives another answer than the right one on at least one case, or the
+    # check could not name it.
+    for index in range(len(ch09._copy_mistakes(*ch09._copy_cases()[0][1:]))):
+        assert any(ch09._copy_mistakes(logits, ids)[index][0] != pytest.approx(ch09.reference_copy_scores(logits, ids))
+                   for _, logits, ids in ch09._copy_cases())
+
+
+def test_copy_scores_right(capsys):
+    ch09.check_copy_scores(_scores(lambda right, L: (right[:, :L - 1].mean(), right[:, L:].mean())))  # tensors are fine
+    assert "✓ copy_scores" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer, words", [
+    (lambda logits, ids: (lambda r, L: (r[:, :L - 1].mean().item(), r[:, L:].mean().item()))(
+        (logits.argmax(-1) == ids[:, :-1]).float(), ids.shape[1] // 2), "the token the model is reading"),
+    (_scores(lambda r, L: (r[:, :L - 1].mean().item(), r[:, L - 1:].mean().item())), "includes the guess for its first word"),
+    (_scores(lambda r, L: (r[:, :L].mean().item(), r[:, L:].mean().item())), "the second copy's first word"),
+    (_scores(lambda r, L: (r[:, L:].mean().item(), r[:, :L - 1].mean().item())), "swapped"),
+    (_scores(lambda r, L: (r[:, :L - 1].sum().item(), r[:, L:].sum().item())), "counts, not fractions"),
+    (_scores(lambda r, L: (100 * r[:, :L - 1].mean().item(), 100 * r[:, L:].mean().item())), "percentages"),
+])
+def test_copy_scores_mistakes(answer, words):
+    assert words in failure_of(ch09.check_copy_scores, answer).message
+
+
+def test_copy_scores_whole_sequence_gets_the_plain_message():
+    failure = failure_of(ch09.check_copy_scores, _scores(lambda r, L: (r.mean().item(), r.mean().item())))
+    assert "but should be" in failure.message and "right[:, L:]" in failure.hint
+
+
+def test_copy_scores_wrong_container():
+    failure = failure_of(ch09.check_copy_scores, lambda logits, ids: 0.5)
+    assert "two numbers" in failure.message

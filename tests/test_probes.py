@@ -8,6 +8,9 @@ What is proved here:
   second copy and nothing else;
 - a real GPT gives accuracies in [0, 1], leaves its training mode as it was and is deterministic
   for a seed;
+- ``copy_scores`` on a hand-worked example: the guess for the second copy's first word is left
+  out, whether right or wrong;
+- ``doubled_lists`` writes each list of distinct words twice, the same lists for a seed;
 - only words that are one token after a space are used;
 - bad input names its fix: one string instead of a list, too few one-token words, two copies
   longer than the context, no lists.
@@ -20,7 +23,7 @@ from torch import nn
 from sftlearn.config import GPTConfig
 from sftlearn.device import seed_everything
 from sftlearn.model import GPT
-from sftlearn.probes import CopyingResult, copying_accuracy, one_token_words
+from sftlearn.probes import CopyingResult, copy_scores, copying_accuracy, doubled_lists, one_token_words
 
 WORDS = [f"w{i}" for i in range(40)]
 
@@ -84,6 +87,25 @@ def test_a_real_gpt_is_scored_in_range_deterministically_and_keeps_its_mode():
     assert a == b
     assert 0.0 <= a.first <= 1.0 and 0.0 <= a.second <= 1.0
     assert model.training
+
+
+def test_copy_scores_by_hand():
+    ids = torch.tensor([[1, 2, 3, 1, 2, 3]])  # L = 3
+    guesses = torch.tensor([2, 3, 1, 9, 3])  # for tokens 1..5: right, right, (token 3: left out), wrong, right
+    logits = torch.nn.functional.one_hot(guesses, 10).float()[None]  # (1, 5, 10)
+    assert copy_scores(logits, ids) == (1.0, 0.5)
+    with pytest.raises(ValueError, match=r"\(N, 2L - 1, V\)"):
+        copy_scores(logits[:, :4], ids)
+    with pytest.raises(ValueError, match="written twice"):
+        copy_scores(logits, ids[:, :5])
+
+
+def test_doubled_lists_repeat_distinct_words_and_follow_the_seed():
+    ids = doubled_lists(WordTokenizer(), WORDS, lists=4, length=7, seed=3)
+    assert ids.shape == (4, 14) and torch.equal(ids[:, :7], ids[:, 7:])
+    assert all(len(set(row[:7].tolist())) == 7 for row in ids)
+    assert torch.equal(ids, doubled_lists(WordTokenizer(), WORDS, lists=4, length=7, seed=3))
+    assert not torch.equal(ids, doubled_lists(WordTokenizer(), WORDS, lists=4, length=7, seed=4))
 
 
 def test_only_one_token_words_are_used():

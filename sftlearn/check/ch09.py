@@ -12,10 +12,14 @@
 - ``check_make_item(fn)``: ``fn(ids, mask)`` turns a rendered conversation into a training
   item, ``input_ids = ids[:-1]`` and ``targets[t] = ids[t+1]`` where ``mask[t+1] == 1``, else
   -100 (the fix of the "spot the mistake" exercise: a common mistake forgets to shift the
-  targets, and the loss falls towards zero while the model learns nothing useful).
+  targets, and the loss falls towards zero while the model learns nothing useful);
+- ``check_copy_scores(fn)``: ``fn(logits, ids)`` scores the repeated-list probe: for ``ids``
+  (N, 2L), each row a list written twice, and ``logits`` (N, 2L - 1, V) the model's output for
+  ``ids[:, :-1]``, the share of right greedy guesses on the first copy (tokens 1..L-1) and on
+  the second (tokens L+1..2L-1), as two numbers.
 
 The references are the package's own code (``sftlearn.datasets.render_conversation``,
-``SFTDataset``, ``collate``; ``sftlearn.data.score``), so a student's version is compared with
+``SFTDataset``, ``collate``; ``sftlearn.data.score``; ``sftlearn.probes.copy_scores``), so a student's version is compared with
 what the course trains with. Each check also computes what the usual mistakes give on the
 same input, so it can name them.
 """
@@ -42,6 +46,7 @@ from sftlearn.data import score
 from sftlearn.datasets import collate as package_collate
 from sftlearn.datasets import render_conversation
 from sftlearn.model import IGNORE_INDEX
+from sftlearn.probes import copy_scores as reference_copy_scores
 from sftlearn.tokenizer import CharTokenizer
 
 
@@ -499,3 +504,85 @@ def check_make_item(make_item: Any) -> str:
                            hint="input_ids = ids[:-1]; targets[t] = ids[t+1] if mask[t+1] == 1 else -100.")
     return (f"correct on {len(cases)} conversations, including two assistant turns, an empty reply "
             "and a generation prompt (nothing to train).")
+
+
+# ------------------------------------------------------------------------------ copy_scores
+
+
+def _copy_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(label, logits, ids): doubled lists of distinct tokens, and guesses of several kinds."""
+    gen = torch.Generator().manual_seed(9)
+    cases = []
+    for label, n, length, vocab, copier in (("random guesses", 4, 6, 8, False),
+                                            ("a model that copies half the time", 5, 5, 12, True),
+                                            ("random guesses over a larger vocabulary", 3, 8, 20, False)):
+        rows = torch.stack([torch.randperm(vocab, generator=gen)[:length] for _ in range(n)])  # (N, L)
+        ids = torch.cat([rows, rows], dim=1)  # (N, 2L)
+        logits = torch.randn(n, 2 * length - 1, vocab, generator=gen)  # (N, 2L - 1, V)
+        if copier:  # on the second copy, boost the right token at every other position
+            for t in range(length, 2 * length - 1, 2):
+                logits[torch.arange(n), t, ids[:, t + 1]] += 100.0
+        cases.append((label, logits, ids))
+    return cases
+
+
+def _copy_mistakes(logits: torch.Tensor, ids: torch.Tensor) -> list[tuple[tuple[float, float], str, str]]:
+    """((first, second), sentence, hint) for the usual mistakes on one case."""
+    length = ids.shape[1] // 2
+    right = (logits.argmax(-1) == ids[:, 1:]).float()  # (N, 2L - 1)
+    unshifted = (logits.argmax(-1) == ids[:, :-1]).float()  # guess at t compared with token t
+    first, second = right[:, : length - 1].mean().item(), right[:, length:].mean().item()
+    return [
+        ((unshifted[:, : length - 1].mean().item(), unshifted[:, length:].mean().item()),
+         "it compares the guess at position t with token t, the token the model is reading; "
+         "position t predicts token t + 1",
+         "`logits.argmax(-1)` against `ids[:, 1:]`."),
+        ((first, right[:, length - 1:].mean().item()),
+         "the second copy's score includes the guess for its first word, which nothing before it "
+         "predicts",
+         "The second copy is scored on tokens L+1..2L-1: `right[:, L:]`."),
+        ((right[:, :length].mean().item(), second),
+         "the first copy's score includes the guess for the second copy's first word",
+         "The first copy is scored on tokens 1..L-1: `right[:, :L-1]`."),
+        ((second, first), "the two numbers are swapped", "Return (first, second)."),
+        ((right[:, : length - 1].sum().item(), right[:, length:].sum().item()),
+         "it returns counts, not fractions", "Take the mean."),
+        ((100 * first, 100 * second), "it returns percentages; return fractions between 0 and 1",
+         "Do not multiply by 100."),
+    ]
+
+
+def _pair(name: str, got: Any) -> tuple[float, float]:
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise CheckFailure(f"{name} should return two numbers, (first, second), but returned "
+                           f"{short_repr(got)}.", hint="`return first, second`.")
+    return as_number(f"{name}'s first number", got[0]), as_number(f"{name}'s second number", got[1])
+
+
+@checker("copy_scores")
+def check_copy_scores(copy_scores: Any) -> str:
+    """``copy_scores(logits, ids)`` -> (accuracy on the first copy, on the second)."""
+    cases = _copy_cases()
+
+    def student(case):
+        label, logits, ids = case
+        return _pair(f"copy_scores on {label}", call_student(copy_scores, logits, ids))
+
+    for case in cases:
+        label, logits, ids = case
+        name = f"copy_scores on {label}"
+        got, want = student(case), reference_copy_scores(logits, ids)
+        if all(abs(g - w) < 1e-6 for g, w in zip(got, want)):
+            continue
+        for index, (value, sentence, hint) in enumerate(_copy_mistakes(logits, ids)):
+            if all(abs(g - v) < 1e-6 for g, v in zip(got, value)) and all(
+                    same_on_every_case(cases, lambda c, k=k: student(c)[k],
+                                       lambda c, k=k, i=index: _copy_mistakes(c[1], c[2])[i][0][k])
+                    for k in (0, 1)):
+                raise CheckFailure(f"{name} is ({got[0]:g}, {got[1]:g}), but should be "
+                                   f"({want[0]:g}, {want[1]:g}): {sentence}.", hint)
+        raise CheckFailure(f"{name} is ({got[0]:g}, {got[1]:g}), but should be ({want[0]:g}, {want[1]:g}).",
+                           hint="right = (logits.argmax(-1) == ids[:, 1:]); the first copy is right[:, :L-1], "
+                                "the second right[:, L:].")
+    return (f"correct on {len(cases)} sets of doubled lists (random guesses, and a model that copies half "
+            "of the second copy).")
