@@ -11,7 +11,8 @@ import pytest
 from sftlearn import data
 from sftlearn.data.lexicon import ANIMALS, PEOPLE, PLACES, THINGS, article, person_named
 from sftlearn.data.sentences import PAIR_TEMPLATE_IDS, make_pair, tokenize_words
-from sftlearn.data.splits import bucket
+from sftlearn.data.splits import bucket, in_pretraining_text
+from sftlearn.data.tasks import get_family
 from sftlearn.data.stories import PARALLEL_FRACTION, iter_stories
 
 # sha256 of pretraining_text(100_000, seed=0). If a generator changes on purpose,
@@ -142,6 +143,33 @@ def test_training_corpus_never_contains_a_test_translation():
     assert not any(en in lines for en, _ in test_pairs)
     # ...while training translations do appear (the corpus is meant to show both languages)
     assert sum(en in lines for en, _ in data.translation_pairs("train", n=300)) > 10
+
+
+def _sentence_of(example) -> str:
+    """The sentence inside an entities prompt, read back through its template."""
+    text = next(t.text for t in get_family("entities").templates if t.id == example.template)
+    pattern = re.escape(text).replace(re.escape("{sentence}"), "(.+)")
+    return re.fullmatch(pattern, example.prompt).group(1)
+
+
+def test_no_entity_evaluation_sentence_is_pretraining_text():
+    """The corpus interleaves translation training sentences with the stories; entity lists and
+    entity tagging must not evaluate on those (they were found verbatim: 52 of 200 tagging test
+    sentences, before the rule). Generic story sentences can still coincide; not tested here."""
+    text = data.pretraining_text(1_000_000)
+    lines = set(text.split("\n"))
+    blocks = [block.split("\n") for block in text.split("\n\n")]
+    bilingual = {english for block in blocks if len(block) > 1 for english in block[0::2]}
+    assert len(bilingual) > 500 and all(in_pretraining_text(line) for line in bilingual)
+    tagging = {" ".join(words).replace(" .", ".").replace(" ,", ",").replace(" 's", "'s")
+               for split in ("val", "test") for words, _ in data.entity_tagging(split)}
+    assert len(tagging) == 400 and not tagging & lines
+    listing = {_sentence_of(ex) for split in ("val", "test", "test_heldout")
+               for ex in data.sft_examples(split, families="entities")}
+    assert len(listing) >= 200 and not listing & lines
+    assert not any(in_pretraining_text(s) for s in tagging | listing)
+    # the training splits keep their sentences: the rule costs nothing there
+    assert any(in_pretraining_text(_sentence_of(ex)) for ex in data.sft_examples("train", families="entities"))
 
 
 def test_one_megabyte_of_corpus_is_fast():

@@ -81,8 +81,8 @@ PINNED_FIRST_TEST_EXAMPLES = {
         'pears',
     ),
     'entities': (
-        'Find the people and places. Anna likes noodles.',
-        'Anna (person)',
+        'People and places in "Hugo does not like milk."?',
+        'Hugo (person)',
     ),
     'translate': (
         'In Chinese: Leo has a yellow ball.',

@@ -11,7 +11,9 @@
 
 Each set is split by the same hash rule as the SFT data (with the SFT family's
 namespace for entities and translation, so an entity or translation test
-sentence is never a training sentence of the other task either).
+sentence is never a training sentence of the other task either). A tagging
+validation or test sentence is also never one the pretraining text contains
+(``splits.in_pretraining_text``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Callable, TypeVar
 
 from .reviews import labelled_review
 from .sentences import SentencePair, make_pair, tokenize_words
-from .splits import PLAIN_SPLITS, bucket, check_count, check_seed, check_split
+from .splits import PLAIN_SPLITS, bucket, check_count, check_seed, check_split, in_pretraining_text
 
 ENTITY_TAGS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 DEFAULT_LABELLED_SIZES: dict[str, int] = {"train": 2000, "val": 200, "test": 200}
@@ -37,8 +39,12 @@ def _collect(
     seed: int,
     namespace: str,
     draw: Callable[[random.Random, int], tuple[str, T]],
+    unseen_in_pretraining: bool = False,
 ) -> list[T]:
-    """Draw items until ``n`` distinct ones fall in ``split``; ``draw`` returns (key, item)."""
+    """Draw items until ``n`` distinct ones fall in ``split``; ``draw`` returns (key, item).
+
+    ``unseen_in_pretraining``: the keys are generated sentences, and a validation or test one
+    must not be a line of the pretraining text."""
     check_split(split, PLAIN_SPLITS)
     check_seed(seed)
     n = DEFAULT_LABELLED_SIZES[split] if n is None else check_count(n, "n")
@@ -50,6 +56,8 @@ def _collect(
         key, item = draw(rng, len(out))
         fruitless += 1
         if key in seen or bucket(namespace, key) != split:
+            continue
+        if unseen_in_pretraining and split != "train" and in_pretraining_text(key):
             continue
         fruitless = 0
         seen.add(key)
@@ -100,7 +108,7 @@ def entity_tagging(split: str, n: int | None = None, seed: int = 0) -> list[tupl
             if pair.entities or rng.random() < 0.2:
                 return pair.en, bio_tags(pair)
 
-    return _collect("entity_tagging", split, n, seed, "entities", draw)
+    return _collect("entity_tagging", split, n, seed, "entities", draw, unseen_in_pretraining=True)
 
 
 def translation_pairs(split: str, n: int | None = None, seed: int = 0) -> list[tuple[str, str]]:

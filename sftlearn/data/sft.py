@@ -12,7 +12,9 @@ How the splits are kept apart (see ``splits.py``):
 * "test_heldout" draws test-bucket contents rendered only with held-out
   templates, which no other split uses (for arithmetic and strings, whose key
   is the whole prompt, any held-out prompt is new, so no bucket is needed);
-* a prompt is never repeated within a split.
+* a prompt is never repeated within a split;
+* a validation or test item whose key is a sentence the pretraining text contains
+  (``splits.in_pretraining_text``) is thrown away too (entity lists).
 
 The examples of the families are interleaved (qa, sentiment, ..., qa, ...), so
 any prefix of the list has all families in equal measure.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import random
 from typing import Iterable
 
-from .splits import SFT_SPLITS, bucket, check_count, check_seed, check_split, content_bucket
+from .splits import SFT_SPLITS, bucket, check_count, check_seed, check_split, content_bucket, in_pretraining_text
 from .tasks import TASK_FAMILIES, SFTExample, get_family
 
 # Examples per family for each split, when n_per_family is not given.
@@ -64,6 +66,8 @@ def family_examples(family: str, split: str, n: int, seed: int = 0) -> list[SFTE
         if item.prompt in seen:
             continue
         if not (split == "test_heldout" and fam.key_is_prompt) and bucket(family, item.key) != wanted:
+            continue
+        if fam.key_is_sentence and split != "train" and in_pretraining_text(item.key):
             continue
         fruitless = 0
         seen.add(item.prompt)

@@ -13,6 +13,12 @@ would make the splits differ between runs.
 Held-out *templates* (instruction phrasings) are a second guarantee: they are
 used only in the split "test_heldout", whose contents also come from the test
 bucket.
+
+One more rule keeps evaluation sentences out of *pretraining*: the story corpus
+interleaves English sentences with their Chinese (``stories.bilingual_block``),
+and those are the translation task's training sentences. Any other task whose
+items are such sentences (entity lists, entity tagging) must not evaluate on
+one of them: ``in_pretraining_text`` tells which they are.
 """
 
 from __future__ import annotations
@@ -47,6 +53,12 @@ def bucket(namespace: str, key: str) -> str:
     if u < TRAIN_FRACTION + VAL_FRACTION:
         return "val"
     return "test"
+
+
+def in_pretraining_text(sentence: str) -> bool:
+    """Can ``sentence`` (from the shared sentence generator) be a bilingual line of the
+    pretraining corpus? Exactly the translation task's training sentences are."""
+    return bucket("translate", sentence) == "train"
 
 
 def content_bucket(split: str) -> str:

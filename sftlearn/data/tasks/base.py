@@ -71,6 +71,9 @@ class Family:
     # True when the split key is the whole prompt (arithmetic, strings). A held-out
     # prompt then cannot occur in any other split, so test_heldout needs no bucket.
     key_is_prompt: bool = False
+    # True when the key is a sentence of the shared generator, which the pretraining text may
+    # contain (``splits.in_pretraining_text``): val and test then skip those sentences.
+    key_is_sentence: bool = False
 
     def templates_for(self, heldout: bool) -> tuple[Template, ...]:
         return tuple(t for t in self.templates if t.heldout == heldout)

@@ -8,7 +8,8 @@ its kind in brackets, in order of appearance, separated by ", ":
 Places keep their "the". A pronoun ("She") is not an entity; every sentence
 names at least one entity. Sentences come from the shared sentence generator.
 
-Split key: the sentence.
+Split key: the sentence. A validation or test sentence is never one that the pretraining
+text contains (the translation training sentences, which it interleaves with the stories).
 """
 
 from __future__ import annotations
@@ -47,4 +48,4 @@ def draw(rng: random.Random, templates: tuple[Template, ...]) -> Item:
     )
 
 
-FAMILY = Family("entities", TEMPLATES, draw, "list the people and places in a sentence")
+FAMILY = Family("entities", TEMPLATES, draw, "list the people and places in a sentence", key_is_sentence=True)
