@@ -20,6 +20,7 @@ results are in ``sft_recipe_study.md``.
     python benchmarks/sft_ceiling.py --pretrain-steps 2000 --layers 6 --heads 6 --width 192
     python benchmarks/sft_ceiling.py --pretrain-steps 8000 --lora 16 --threads 2
     python benchmarks/sft_ceiling.py --families qa --probe --threads 2
+    python benchmarks/sft_ceiling.py --easy-qa --negated-share 0.25 --lexicon-strings  # task_variants.py
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import dataclasses
 import re
 import time
 
+import task_variants
 import torch
 
 from sftlearn import data, zoo
@@ -116,9 +118,20 @@ def main(argv: list[str] | None = None) -> None:
                              "embeddings, instead of every parameter")
     parser.add_argument("--families", default=None,
                         help="comma-separated task families to fine-tune and test on (default all)")
+    parser.add_argument("--easy-qa", action="store_true",
+                        help="qa passages with one fact of each kind, every sentence naming its person")
+    parser.add_argument("--negated-share", type=float, default=None,
+                        help="share of negated clauses in the sentiment reviews (about 0.55 as it is)")
+    parser.add_argument("--lexicon-strings", action="store_true", help="string tasks on lexicon words only")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.easy_qa:
+        task_variants.easy_qa()
+    if args.negated_share is not None:
+        task_variants.rarer_negation(args.negated_share)
+    if args.lexicon_strings:
+        task_variants.lexicon_strings()
 
     shape = {k: v for k, v in (("n_layer", args.layers), ("n_head", args.heads),
                                ("n_embd", args.width)) if v is not None}

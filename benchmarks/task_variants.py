@@ -1,0 +1,75 @@
+"""Easier variants of three task families, for the SFT study only (the course never uses them).
+
+Each function swaps a variant into ``sftlearn.data`` for the rest of the process, so that
+``data.sft_examples`` draws from it; ``sft_ceiling.py`` installs them with ``--easy-qa``,
+``--negated-share`` and ``--lexicon-strings``. They test *why* a family is hard: if the easier
+variant is learned at the same budget, the part that was removed is what the model lacks.
+
+- ``easy_qa()``: each passage holds one fact of each kind, and every sentence names its person
+  (no "she", no "and"), so the asked-for word can be found by its kind alone (the one colour, the
+  one animal) without matching the person;
+- ``rarer_negation(share)``: review clauses are negated with probability ``share`` (about 0.55
+  in the real family, which makes a clause's adjective a worse-than-chance guess of its
+  polarity);
+- ``lexicon_strings()``: string operations on words of the lexicon only, no made-up strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from sftlearn.data import reviews, world
+from sftlearn.data.tasks import FAMILIES, Item, Template
+from sftlearn.data.tasks import qa as qa_task
+from sftlearn.data.tasks import sentiment as sentiment_task
+from sftlearn.data.tasks import strings as strings_task
+
+
+def easy_qa() -> None:
+    family = FAMILIES["qa"]
+
+    def draw(rng: random.Random, templates: tuple[Template, ...]) -> Item:
+        p1, p2 = world.two_people(rng)
+        relations = rng.sample(world.RELATIONS, 3)  # three different kinds of fact
+        facts = [world.Fact(p1 if i == 0 else rng.choice((p1, p2)), r, world.random_value(rng, r))
+                 for i, r in enumerate(relations)]
+        target = facts[0]
+        rng.shuffle(facts)
+        passage = " ".join(f"{f.person.name} {f.predicate}." for f in facts)
+        if rng.random() < qa_task.WHO_FRACTION:
+            question, answer = target.who_question, target.person.name
+        else:
+            question, answer = target.question, target.answer
+        template = rng.choice(templates)
+        return Item(template.text.format(passage=passage, question=question), answer, template.id,
+                    f"{passage}\n{question}")
+
+    FAMILIES["qa"] = dataclasses.replace(family, draw=draw)
+
+
+def rarer_negation(share: float) -> None:
+    def clause(rng: random.Random, food, polarity: int) -> reviews.Clause:
+        verb = "are" if food.plural else "is"
+        if rng.random() >= share:  # plain: the adjective says it
+            adj = rng.choice(reviews.POSITIVE_WORDS if polarity else reviews.NEGATIVE_WORDS)
+            if rng.random() < 0.3:
+                adj = f"{rng.choice(reviews.INTENSIFIERS)} {adj}"
+        elif polarity or rng.random() < 0.75:  # an opposite adjective, negated
+            words = reviews.NEGATIVE_WORDS if polarity else reviews.POSITIVE_WORDS
+            adj = f"{rng.choice(reviews.NEGATORS)} {rng.choice(words)}"
+        else:
+            adj = f"hardly {rng.choice(reviews.POSITIVE_WORDS)}"
+        return reviews.Clause(food, f"the {food.name} {verb} {adj}", polarity)
+
+    def review(rng: random.Random, foods=None) -> reviews.TwoItemReview:
+        liked, disliked = rng.sample(reviews.FOODS, 2)
+        good, bad = clause(rng, liked, 1), clause(rng, disliked, 0)
+        first, second = (good, bad) if rng.random() < 0.5 else (bad, good)
+        return reviews.TwoItemReview(reviews.join_contrast(rng, first, second), liked, disliked)
+
+    sentiment_task.two_item_review = review  # the name the sentiment family draws reviews with
+
+
+def lexicon_strings() -> None:
+    strings_task.RANDOM_FRACTION = 0.0
