@@ -126,12 +126,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.easy_qa:
-        task_variants.easy_qa()
-    if args.negated_share is not None:
-        task_variants.rarer_negation(args.negated_share)
-    if args.lexicon_strings:
-        task_variants.lexicon_strings()
 
     shape = {k: v for k, v in (("n_layer", args.layers), ("n_head", args.heads),
                                ("n_embd", args.width)) if v is not None}
@@ -139,6 +133,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.probe:
         print("base model, story sentences continued correctly:")
         probe(model.eval(), tok)
+    # The task variants only after the base (its stories) and the probes are made.
+    if args.easy_qa:
+        task_variants.easy_qa()
+    if args.negated_share is not None:
+        task_variants.rarer_negation(args.negated_share)
+    if args.lexicon_strings:
+        task_variants.lexicon_strings()
     if args.lora:
         attach_lora(model, r=args.lora, alpha=2 * args.lora, target_modules=("c_attn", "c_proj", "c_fc"))
         unfreeze(model.transformer.wte)  # the chat tokens' embeddings must be learned

@@ -1,7 +1,7 @@
 """Easier variants of three task families, for the SFT study only (the course never uses them).
 
 Each function swaps a variant into ``sftlearn.data`` for the rest of the process, so that
-``data.sft_examples`` draws from it; ``sft_ceiling.py`` installs them with ``--easy-qa``,
+``data.sft_examples`` draws from it (install them after any base model is built); ``sft_ceiling.py`` installs them with ``--easy-qa``,
 ``--negated-share`` and ``--lexicon-strings``. They test *why* a family is hard: if the easier
 variant is learned at the same budget, the part that was removed is what the model lacks.
 
@@ -22,7 +22,6 @@ import random
 from sftlearn.data import reviews, world
 from sftlearn.data.tasks import FAMILIES, Item, Template
 from sftlearn.data.tasks import qa as qa_task
-from sftlearn.data.tasks import sentiment as sentiment_task
 from sftlearn.data.tasks import strings as strings_task
 
 
@@ -49,26 +48,18 @@ def easy_qa() -> None:
 
 
 def rarer_negation(share: float) -> None:
+    """Install after any pretraining text is made: the stories draw their reviews from the
+    same clause maker."""
+    real = reviews.make_clause
+
     def clause(rng: random.Random, food, polarity: int) -> reviews.Clause:
-        verb = "are" if food.plural else "is"
-        if rng.random() >= share:  # plain: the adjective says it
-            adj = rng.choice(reviews.POSITIVE_WORDS if polarity else reviews.NEGATIVE_WORDS)
-            if rng.random() < 0.3:
-                adj = f"{rng.choice(reviews.INTENSIFIERS)} {adj}"
-        elif polarity or rng.random() < 0.75:  # an opposite adjective, negated
-            words = reviews.NEGATIVE_WORDS if polarity else reviews.POSITIVE_WORDS
-            adj = f"{rng.choice(reviews.NEGATORS)} {rng.choice(words)}"
-        else:
-            adj = f"hardly {rng.choice(reviews.POSITIVE_WORDS)}"
-        return reviews.Clause(food, f"the {food.name} {verb} {adj}", polarity)
+        negated = rng.random() < share
+        while True:  # the real family's clauses, kept when their negation is the one wanted
+            made = real(rng, food, polarity)
+            if negated == any(word in made.text.split() for word in ("not", "never", "hardly")):
+                return made
 
-    def review(rng: random.Random, foods=None) -> reviews.TwoItemReview:
-        liked, disliked = rng.sample(reviews.FOODS, 2)
-        good, bad = clause(rng, liked, 1), clause(rng, disliked, 0)
-        first, second = (good, bad) if rng.random() < 0.5 else (bad, good)
-        return reviews.TwoItemReview(reviews.join_contrast(rng, first, second), liked, disliked)
-
-    sentiment_task.two_item_review = review  # the name the sentiment family draws reviews with
+    reviews.make_clause = clause  # what reviews.two_item_review calls
 
 
 def lexicon_strings() -> None:
