@@ -11,8 +11,9 @@ story text that no block is read twice) instead of loading the zoo's model; ``--
 what pretraining taught straight from the base model: it continues sentences of unseen stories
 that state a sum, a word written backwards, a review's verdict..., and counts how often the
 greedy continuation is the one the story has, and whether it can copy a list of words it has just
-read; ``--families qa`` fine-tunes and tests one family (or several) with the whole budget. The
-results are in ``sft_recipe_study.md``.
+read; ``--families qa`` fine-tunes and tests one family (or several) with the whole budget;
+``--copying-base`` starts from a base that can copy (``copying_base.py``). The results are in
+``sft_recipe_study.md``.
 
     python benchmarks/sft_ceiling.py                          # chapter 09's run (1,200 steps)
     python benchmarks/sft_ceiling.py --steps 10000 --n 3000   # eight times the budget
@@ -21,6 +22,7 @@ results are in ``sft_recipe_study.md``.
     python benchmarks/sft_ceiling.py --pretrain-steps 8000 --lora 16 --threads 2
     python benchmarks/sft_ceiling.py --families qa --probe --threads 2
     python benchmarks/sft_ceiling.py --easy-qa --negated-share 0.25 --lexicon-strings  # task_variants.py
+    python benchmarks/sft_ceiling.py --copying-base --probe --threads 2   # copying_base.py
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import dataclasses
 import re
 import time
 
+import copying_base
 import task_variants
 import torch
 
@@ -123,13 +126,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--negated-share", type=float, default=None,
                         help="share of negated clauses in the sentiment reviews (about 0.55 as it is)")
     parser.add_argument("--lexicon-strings", action="store_true", help="string tasks on lexicon words only")
+    parser.add_argument("--copying-base", action="store_true",
+                        help="a base that can copy (smeared keys, copying drills; ~100 s)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     shape = {k: v for k, v in (("n_layer", args.layers), ("n_head", args.heads),
                                ("n_embd", args.width)) if v is not None}
-    model, tok = base(args.pretrain_steps, shape)
+    model, tok = copying_base.build() if args.copying_base else base(args.pretrain_steps, shape)
     if args.probe:
         print("base model, story sentences continued correctly:")
         probe(model.eval(), tok)
@@ -160,11 +165,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.steps} steps x 16, lr {args.lr}, {seconds:.0f} s on {args.threads} thread(s)")
     print(report.table())
     print(f"held-out phrasings: {heldout.overall:.1%}")
+    if args.probe:
+        print(f"fine-tuned model: {copying_accuracy(model, tok, lexicon.spelling_words())}")
     tally = collections.defaultdict(lambda: [0, 0])
     for example, row in zip(test, report.rows):
         tally[skill(example)][0] += row["correct"]
         tally[skill(example)][1] += 1
     print("by skill: " + ", ".join(f"{k} {right}/{n}" for k, (right, n) in sorted(tally.items())))
+    wrong_qa = [row for row in report.rows if row["family"] == "qa" and not row["correct"]]
+    if wrong_qa:  # a wrong reply that is a word of the passage was copied, from the wrong place
+        copied = sum(bool(re.search(rf"\b{re.escape(row['prediction'])}\b", row["prompt"]))
+                     for row in wrong_qa)
+        print(f"wrong qa replies that are words of the passage: {copied} / {len(wrong_qa)}")
 
 
 if __name__ == "__main__":
