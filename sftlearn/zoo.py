@@ -70,8 +70,8 @@ def _world_chars():
 
 
 # The tokenizers a recipe can name. Byte-pair encoding is the default: with a word per token,
-# a story or a conversation is about 3.5 times shorter than in characters, so the same minute
-# of CPU trains on 3.5 times more text, and copying a name from a prompt is copying one token.
+# a story or a conversation is about 3.6 times shorter than in characters, so the same minute
+# of CPU trains on 3.6 times more text, and copying a name from a prompt is copying one token.
 TOKENIZERS = {"world-bpe": _world_bpe, "world-chars": _world_chars}
 
 RECIPES: dict[str, PretrainRecipe] = {
