@@ -311,7 +311,7 @@ TRAIN_CASES: list[tuple[str, int]] = [
     ("low lower lowest low low", 6),
     ("a banana and a bandana", 5),
     ("hop hop hop top stop", 5),
-    ("ab ab ab", 10),  # the pairs run out after one merge
+    ("ab ab ab", 10),  # the pairs run out after two merges ("ab", then " ab")
     ("x", 3),
 ]
 
