@@ -49,11 +49,10 @@ class SmearedKeyAttention(CausalSelfAttention):
         self.gate = torch.nn.Parameter(torch.zeros(config.n_head))
 
     def forward(self, x, attention_mask=None, kv_cache=None, return_weights=False):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        q, k, v = self.heads(x)  # each (B, H, T, hd)
+        B, H, T, hd = k.shape
         past = kv_cache.length if kv_cache is not None else 0
-        previous = k.new_zeros(B, self.n_head, 1, self.head_dim)  # before position 0: nothing
+        previous = k.new_zeros(B, H, 1, hd)  # before position 0: nothing
         if past:  # generation: the raw key of the last cached position, kept on the cache
             previous = kv_cache.raw_last_key[self.layer_index]
         if kv_cache is not None:
@@ -68,12 +67,7 @@ class SmearedKeyAttention(CausalSelfAttention):
         k = g * k + (1 - g) * k_before
         if kv_cache is not None:
             k, v = kv_cache.append(self.layer_index, k, v)
-        if self.path == "math" or return_weights:
-            y, weights = self._math(q, k, v, attention_mask)
-        else:
-            y, weights = self._fused(q, k, v, attention_mask), None
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y)), weights
+        return self.attend(q, k, v, attention_mask, return_weights)
 
 
 def smeared_gpt(config) -> GPT:

@@ -80,21 +80,26 @@ class CausalSelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, T, C). attention_mask: (B, T_total) with 1 for real tokens (T_total includes
         cached positions). Returns (output (B, T, C), weights (B, H, T, T_total) or None)."""
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
-        # split the channels into heads: (B, T, C) -> (B, H, T, hd)
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        q, k, v = self.heads(x)  # each (B, H, T, hd)
         if kv_cache is not None:
             k, v = kv_cache.append(self.layer_index, k, v)  # (B, H, T_total, hd)
+        return self.attend(q, k, v, attention_mask, return_weights)
 
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of x (B, T, C), split into heads: each (B, H, T, hd)."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
+        return tuple(t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
+
+    def attend(self, q, k, v, attention_mask=None, return_weights: bool = False):
+        """Attention of queries q (B, H, T, hd) over keys and values (B, H, S, hd), heads
+        re-joined and projected: (output (B, T, C), weights (B, H, T, S) or None)."""
         if self.path == "math" or return_weights:
             y, weights = self._math(q, k, v, attention_mask)
         else:
             y, weights = self._fused(q, k, v, attention_mask), None
-
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-join heads: (B, T, C)
+        B, _, T, _ = q.shape
+        y = y.transpose(1, 2).contiguous().view(B, T, -1)  # re-join heads: (B, T, C)
         return self.resid_dropout(self.c_proj(y)), weights
 
     def _math(self, q, k, v, attention_mask):
