@@ -6,7 +6,8 @@ word and reading off the word that followed it. Transformers that have learned t
 (an *induction head*: one head marks every token with its predecessor, a second looks for that
 mark) predict the second copy almost perfectly; language models grow such heads during
 pretraining on large amounts of text. A model without them does no better on the second copy
-than on the first, and then cannot answer questions by copying from a passage either.
+than on the first: it cannot copy a word from its prompt. (Copying is one thing answering from a
+passage needs, not the only one: chapter 09 shows a base that copies answering hardly better.)
 """
 
 from __future__ import annotations
