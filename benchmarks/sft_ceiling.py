@@ -7,7 +7,9 @@ the skills they test (a "Who ...?" question or a "What ...?" one; reverse, upper
 a word; a sum written as an expression or as a word problem).
 
 ``--pretrain-steps N`` first builds a variant of tiny-base pretrained for N steps (on enough
-story text that no block is read twice) instead of loading the zoo's model; ``--probe`` reads
+story text that no block is read twice) instead of loading the zoo's model (``--pretrain-batch``,
+``--pretrain-lr`` and the shape options change it further; the zoo caches each variant, so a
+rerun loads it); ``--probe`` reads
 what pretraining taught straight from the base model: it continues sentences of unseen stories
 that state a sum, a word written backwards, a review's verdict..., and counts how often the
 greedy continuation is the one the story has, and whether it can copy a list of words it has just
@@ -23,6 +25,7 @@ read; ``--families qa`` fine-tunes and tests one family (or several) with the wh
     python benchmarks/sft_ceiling.py --families qa --probe --threads 2
     python benchmarks/sft_ceiling.py --easy-qa --negated-share 0.25 --lexicon-strings  # task_variants.py
     python benchmarks/sft_ceiling.py --copying-base --probe --threads 2   # copying_base.py
+    bash benchmarks/sft_scale.sh   # on a GPU: an 11.5 M-parameter base on 52 M tokens
 """
 
 from __future__ import annotations
@@ -59,24 +62,29 @@ PROBES = (
 )
 
 
-def base(pretrain_steps: int | None, shape: dict):
-    """The zoo's tiny-base, or its recipe pretrained for ``pretrain_steps`` steps and/or with
-    another model ``shape`` (GPTConfig fields)."""
-    if pretrain_steps is None and not shape:
-        return zoo.base_model("tiny-base", progress=False)
+def base(pretrain_steps: int | None, shape: dict, batch: int | None = None,
+         lr: float | None = None, device: str | None = None):
+    """The zoo's tiny-base, or its recipe changed: pretrained for ``pretrain_steps`` steps of
+    ``batch`` blocks at peak ``lr``, and/or with another model ``shape`` (GPTConfig fields). A
+    variant is cached by the zoo like any base model, so a second run with the same settings
+    loads it instead of pretraining again."""
+    if pretrain_steps is None and not shape and batch is None and lr is None:
+        return zoo.base_model("tiny-base", progress=False, device=device)
     rec = zoo.recipe("tiny-base")
-    steps = rec.train["max_steps"]
-    pretrain_steps = pretrain_steps or steps
+    steps, rec_batch = rec.train["max_steps"], rec.train["batch_size"]
+    pretrain_steps, batch = pretrain_steps or steps, batch or rec_batch
     # A new zoo name for the variant (tiny-base itself is untouched). Its text grows with the
-    # steps, so the longer run reads new stories, not old ones again.
+    # tokens read, so a longer run reads new stories, not old ones again.
     zoo.RECIPES["tiny-base-variant"] = dataclasses.replace(
-        rec, corpus_chars=rec.corpus_chars * pretrain_steps // steps,
+        rec, corpus_chars=rec.corpus_chars * pretrain_steps * batch // (steps * rec_batch),
         model_overrides={**rec.model_overrides, **shape},
-        train={**rec.train, "max_steps": pretrain_steps})
+        train={**rec.train, "max_steps": pretrain_steps, "batch_size": batch,
+               "lr": lr or rec.train["lr"]})
     start = time.perf_counter()
-    model, tok, trainer = zoo.pretrain("tiny-base-variant", progress=False)
-    print(f"pretrained {pretrain_steps} steps in {time.perf_counter() - start:.0f} s: "
-          f"{trainer.history.summary()}")
+    model, tok = zoo.base_model("tiny-base-variant", progress=False, device=device)
+    print(f"base: {pretrain_steps} steps x {batch} blocks, {model.num_parameters():,} parameters, "
+          f"{time.perf_counter() - start:.0f} s (0 if cached): "
+          f"{zoo.cached_history('tiny-base-variant').summary()}")
     return model, tok
 
 
@@ -90,7 +98,8 @@ def probe(model, tok, per_probe: int = 60) -> None:
         right = 0
         for prompt, want in cases:
             ids = tok.encode(prompt)[-(model.config.block_size - 8):]
-            out = model.generate(torch.tensor([ids]), 8, greedy=True)  # (1, len(ids) + 8)
+            ids_t = torch.tensor([ids], device=next(model.parameters()).device)
+            out = model.generate(ids_t, 8, greedy=True)  # (1, len(ids) + 8)
             right += tok.decode(out[0, len(ids):].tolist()).lstrip().startswith(want)
         print(f"  {name:<14}{right:>3} / {len(cases)}")
     print(f"  {copying_accuracy(model, tok, lexicon.spelling_words())}")
@@ -111,7 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--n", type=int, default=1500, help="training conversations per family")
     parser.add_argument("--test", type=int, default=50, help="test conversations per family")
+    parser.add_argument("--batch", type=int, default=16, help="conversations per fine-tuning step")
     parser.add_argument("--pretrain-steps", type=int, default=None)
+    parser.add_argument("--pretrain-batch", type=int, default=None,
+                        help="blocks of 128 tokens per pretraining step (tiny-base: 8)")
+    parser.add_argument("--pretrain-lr", type=float, default=None, help="(tiny-base: 3e-3)")
     parser.add_argument("--probe", action="store_true", help="probe the base model first")
     parser.add_argument("--layers", type=int, default=None, help="model shape (default tiny's)")
     parser.add_argument("--heads", type=int, default=None)
@@ -129,12 +142,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copying-base", action="store_true",
                         help="a base that can copy (smeared keys, copying drills; ~100 s)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default=None, help="cpu, cuda... (default: the best available)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     shape = {k: v for k, v in (("n_layer", args.layers), ("n_head", args.heads),
                                ("n_embd", args.width)) if v is not None}
-    model, tok = copying_base.build() if args.copying_base else base(args.pretrain_steps, shape)
+    model, tok = (copying_base.build() if args.copying_base else
+                  base(args.pretrain_steps, shape, args.pretrain_batch, args.pretrain_lr, args.device))
     if args.probe:
         print("base model, story sentences continued correctly:")
         probe(model.eval(), tok)
@@ -151,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     families = args.families.split(",") if args.families else None
     train = data.sft_examples("train", n_per_family=args.n, families=families)
     seed_everything(0)
-    config = TrainConfig(max_steps=args.steps, batch_size=16, lr=args.lr,
+    config = TrainConfig(max_steps=args.steps, batch_size=args.batch, lr=args.lr, device=args.device,
                          warmup_steps=max(1, args.steps // 20), eval_interval=0, progress=False)
     start = time.perf_counter()
     finetune(model, tok, train, config=config)
@@ -162,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     heldout = evaluate_tasks(model, tok, data.sft_examples("test_heldout", n_per_family=args.test,
                                                            families=families),
                              max_new_tokens=40, with_loss=False)
-    print(f"{args.steps} steps x 16, lr {args.lr}, {seconds:.0f} s on {args.threads} thread(s)")
+    where = f"{args.threads} thread(s)" if next(model.parameters()).device.type == "cpu" else \
+        str(next(model.parameters()).device)
+    print(f"{args.steps} steps x {args.batch}, lr {args.lr}, {seconds:.0f} s on {where}")
     print(report.table())
     print(f"held-out phrasings: {heldout.overall:.1%}")
     if args.probe:

@@ -1,0 +1,52 @@
+"""The SFT study's base-model variants (benchmarks/sft_ceiling.py): the study compares bases
+pretrained for longer, on larger batches or with another shape, so each variant must be the
+recipe asked for, and a rerun must load the very same weights instead of training new ones."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sft_ceiling = pytest.importorskip("sft_ceiling")
+
+from sftlearn import zoo  # noqa: E402
+
+
+@pytest.fixture
+def own_zoo(tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_CACHE, str(tmp_path))
+    monkeypatch.setattr(zoo, "RECIPES", dict(zoo.RECIPES))  # the variant is added to a copy
+
+
+def test_variant_is_the_recipe_asked_for(own_zoo):
+    shape = {"n_layer": 1, "n_head": 2, "n_embd": 16}
+    model, tok = sft_ceiling.base(4, shape, batch=2, lr=1e-3, device="cpu")
+    rec = zoo.recipe("tiny-base-variant")
+    tiny = zoo.recipe("tiny-base")
+    assert (model.config.n_layer, model.config.n_head, model.config.n_embd) == (1, 2, 16)
+    assert model.config.block_size == tiny.model_overrides["block_size"]
+    assert rec.train["max_steps"] == 4 and rec.train["batch_size"] == 2 and rec.train["lr"] == 1e-3
+    # the other training settings are tiny-base's own
+    assert rec.train["warmup_steps"] == tiny.train["warmup_steps"]
+    # text in proportion to the blocks read: 4 x 2 blocks against tiny-base's 1,000 x 8
+    assert rec.corpus_chars == tiny.corpus_chars * 8 // 8000
+    assert zoo.cached_history("tiny-base-variant").steps[-1] == 4
+    assert tok.vocab_size == model.config.vocab_size
+
+
+def test_a_rerun_loads_the_cached_variant(own_zoo, monkeypatch):
+    shape = {"n_layer": 1, "n_head": 2, "n_embd": 16}
+    first, _ = sft_ceiling.base(3, shape, batch=2, device="cpu")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the variant was trained again instead of loaded")
+
+    monkeypatch.setattr(zoo, "pretrain", no_training)
+    second, _ = sft_ceiling.base(3, shape, batch=2, device="cpu")
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+    # another setting is another recipe, hence another cache entry: it must be trained
+    with pytest.raises(AssertionError, match="trained again"):
+        sft_ceiling.base(3, shape, batch=2, lr=1e-3, device="cpu")
