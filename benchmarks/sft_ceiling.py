@@ -24,6 +24,7 @@ read; ``--families qa`` fine-tunes and tests one family (or several) with the wh
     python benchmarks/sft_ceiling.py --pretrain-steps 8000 --lora 16 --threads 2
     python benchmarks/sft_ceiling.py --families qa --probe --threads 2
     python benchmarks/sft_ceiling.py --easy-qa --negated-share 0.25 --lexicon-strings  # task_variants.py
+    python benchmarks/sft_ceiling.py --families sentiment --negated-share 0 --liked-only
     python benchmarks/sft_ceiling.py --copying-base --probe --threads 2   # copying_base.py
     bash benchmarks/sft_scale.sh   # on a GPU: an 11.5 M-parameter base on 52 M tokens
 """
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--negated-share", type=float, default=None,
                         help="share of negated clauses in the sentiment reviews (about 0.55 as it is)")
     parser.add_argument("--lexicon-strings", action="store_true", help="string tasks on lexicon words only")
+    parser.add_argument("--liked-only", action="store_true",
+                        help="every sentiment question asks for the liked food")
     parser.add_argument("--copying-base", action="store_true",
                         help="a base that can copy (smeared keys, copying drills; ~100 s)")
     parser.add_argument("--threads", type=int, default=1)
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         task_variants.rarer_negation(args.negated_share)
     if args.lexicon_strings:
         task_variants.lexicon_strings()
+    if args.liked_only:
+        task_variants.liked_only()
     if args.lora:
         attach_lora(model, r=args.lora, alpha=2 * args.lora, target_modules=("c_attn", "c_proj", "c_fc"))
         unfreeze(model.transformer.wte)  # the chat tokens' embeddings must be learned

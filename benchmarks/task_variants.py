@@ -11,7 +11,12 @@ variant is learned at the same budget, the part that was removed is what the mod
 - ``rarer_negation(share)``: review clauses are negated with probability ``share`` (about 0.55
   in the real family, which makes a clause's adjective a worse-than-chance guess of its
   polarity);
-- ``lexicon_strings()``: string operations on words of the lexicon only, no made-up strings.
+- ``lexicon_strings()``: string operations on words of the lexicon only, no made-up strings;
+- ``liked_only()``: every sentiment question asks for the liked food. Which of the review's two
+  foods is the answer is the exclusive-or of three bits (the question asks for the liked or
+  the disliked food; the clause's adjective is positive or negative; the clause is negated or
+  not), and no one of them alone says anything about it; this variant removes the first bit,
+  ``rarer_negation(0)`` the last.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import random
 from sftlearn.data import reviews, world
 from sftlearn.data.tasks import FAMILIES, Item, Template
 from sftlearn.data.tasks import qa as qa_task
+from sftlearn.data.tasks import sentiment as sentiment_task
 from sftlearn.data.tasks import strings as strings_task
 
 
@@ -64,3 +70,16 @@ def rarer_negation(share: float) -> None:
 
 def lexicon_strings() -> None:
     strings_task.RANDOM_FRACTION = 0.0
+
+
+def liked_only() -> None:
+    family = FAMILIES["sentiment"]
+
+    def draw(rng: random.Random, templates: tuple[Template, ...]) -> Item:
+        review = reviews.two_item_review(rng)
+        question = sentiment_task.LIKE_QUESTION
+        template = rng.choice(templates)
+        return Item(template.text.format(review=review.text, question=question), review.liked.name,
+                    template.id, f"{review.text}\n{question}")
+
+    FAMILIES["sentiment"] = dataclasses.replace(family, draw=draw)

@@ -1,7 +1,9 @@
-"""The SFT study's base-model variants (benchmarks/sft_ceiling.py): the study compares bases
-pretrained for longer, on larger batches or with another shape, so each variant must be the
-recipe asked for, and a rerun must load the very same weights instead of training new ones."""
+"""The SFT study's variants (benchmarks/sft_ceiling.py, task_variants.py): the study compares
+bases pretrained for longer, on larger batches or with another shape, so each variant must be
+the recipe asked for, and a rerun must load the very same weights instead of training new ones;
+its explanation of the sentiment family rests on a variant with a single clue, checked here."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -50,3 +52,38 @@ def test_a_rerun_loads_the_cached_variant(own_zoo, monkeypatch):
     # another setting is another recipe, hence another cache entry: it must be trained
     with pytest.raises(AssertionError, match="trained again"):
         sft_ceiling.base(3, shape, batch=2, lr=1e-3, device="cpu")
+
+
+@pytest.fixture
+def own_families(monkeypatch):
+    from sftlearn.data import reviews
+    from sftlearn.data.tasks import FAMILIES
+
+    monkeypatch.setitem(FAMILIES, "sentiment", FAMILIES["sentiment"])  # restored afterwards
+    monkeypatch.setattr(reviews, "make_clause", reviews.make_clause)
+
+
+def test_the_one_bit_sentiment_variant(own_families):
+    """--liked-only --negated-share 0: the answer is the food of the review's positive
+    adjective, the single clue left of the exclusive-or the study reports."""
+    from sftlearn import data
+    from sftlearn.data import reviews
+    from sftlearn.data.tasks.sentiment import DISLIKE_QUESTION, LIKE_QUESTION
+
+    clause = re.compile(r"the (\w+) (?:is|are) (?:(?:very|really|so) )?(\w+)", re.IGNORECASE)
+    real = [e.messages[0]["content"] for e in
+            data.sft_examples("test", n_per_family=60, families=["sentiment"])]
+    # the family itself asks both questions (so the variant below changes something)
+    assert any(p.endswith(LIKE_QUESTION) for p in real) and any(p.endswith(DISLIKE_QUESTION) for p in real)
+    task_variants = pytest.importorskip("task_variants")
+    task_variants.liked_only()
+    task_variants.rarer_negation(0.0)
+    for split in ("train", "test"):
+        for e in data.sft_examples(split, n_per_family=60, families=["sentiment"]):
+            prompt = e.messages[0]["content"]
+            assert prompt.endswith(LIKE_QUESTION)
+            clauses = clause.findall(prompt)  # [(food, first word after the verb)]
+            assert len(clauses) == 2 and not any(adj in ("not", "never", "hardly")
+                                                 for _, adj in clauses), prompt
+            praised = [food for food, adj in clauses if adj in reviews.POSITIVE_WORDS]
+            assert praised == [e.answer], prompt  # one praised food, and it is the answer
