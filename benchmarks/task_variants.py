@@ -73,13 +73,12 @@ def lexicon_strings() -> None:
 
 
 def liked_only() -> None:
-    family = FAMILIES["sentiment"]
+    real = FAMILIES["sentiment"].draw
 
     def draw(rng: random.Random, templates: tuple[Template, ...]) -> Item:
-        review = reviews.two_item_review(rng)
-        question = sentiment_task.LIKE_QUESTION
-        template = rng.choice(templates)
-        return Item(template.text.format(review=review.text, question=question), review.liked.name,
-                    template.id, f"{review.text}\n{question}")
+        while True:  # the real family's items, kept when they ask for the liked food
+            item = real(rng, templates)
+            if sentiment_task.LIKE_QUESTION in item.prompt:
+                return item
 
-    FAMILIES["sentiment"] = dataclasses.replace(family, draw=draw)
+    FAMILIES["sentiment"] = dataclasses.replace(FAMILIES["sentiment"], draw=draw)
