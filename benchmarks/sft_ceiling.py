@@ -17,7 +17,8 @@ read; ``--families qa`` fine-tunes and tests one family (or several) with the wh
 ``--copying-base`` starts from a base that can copy (``copying_base.py``). The results are in
 ``sft_recipe_study.md``.
 
-    python benchmarks/sft_ceiling.py                          # chapter 09's run (1,200 steps)
+    python benchmarks/sft_ceiling.py                          # the study's runs: 1,200 random steps
+    python benchmarks/sft_ceiling.py --steps 1500 --length-groups 8 --threads 2   # chapter 09's now
     python benchmarks/sft_ceiling.py --steps 10000 --n 3000   # eight times the budget
     python benchmarks/sft_ceiling.py --pretrain-steps 2000 --probe
     python benchmarks/sft_ceiling.py --pretrain-steps 2000 --layers 6 --heads 6 --width 192
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="every sentiment question asks for the liked food")
     parser.add_argument("--copying-base", action="store_true",
                         help="a base that can copy (smeared keys, copying drills; ~100 s)")
+    parser.add_argument("--length-groups", type=int, default=0,
+                        help="sort each window of this many batches by length (chapter 09: 8)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: the best available)")
     args = parser.parse_args(argv)
@@ -172,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     train = data.sft_examples("train", n_per_family=args.n, families=families)
     seed_everything(0)
     config = TrainConfig(max_steps=args.steps, batch_size=args.batch, lr=args.lr, device=args.device,
-                         warmup_steps=max(1, args.steps // 20), eval_interval=0, progress=False)
+                         warmup_steps=max(1, args.steps // 20), eval_interval=0, progress=False,
+                         length_groups=args.length_groups)
     start = time.perf_counter()
     finetune(model, tok, train, config=config)
     seconds = time.perf_counter() - start

@@ -8,9 +8,11 @@ One optimizer step, in order:
    micro-batches give exactly the gradient of one batch k times as large,
 3. clip the gradient norm, take an AdamW step, clear the gradients.
 
-Around that loop the Trainer evaluates on validation data, stops early when the validation
-loss stops improving (and restores the best weights), writes checkpoints atomically, resumes
-from them exactly, shows a progress bar, and records a ``History`` that can plot itself.
+Batches are drawn at random from a fresh shuffle each epoch, or, with ``length_groups``,
+grouped by length so that they pad little (``sftlearn.batching``). Around that loop the
+Trainer evaluates on validation data, stops early when the validation loss stops improving (and
+restores the best weights), writes checkpoints atomically, resumes from them exactly, shows a
+progress bar, and records a ``History`` that can plot itself.
 
 Launched by ``torchrun --nproc_per_node N``, the same code trains data-parallel: each process
 takes ``batch_size`` examples of every global batch and DistributedDataParallel averages the
@@ -38,6 +40,7 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed
+from .batching import example_lengths, length_grouped_order
 from .device import choose_precision, enable_fast_math, get_device
 from .history import History
 from .model import IGNORE_INDEX
@@ -72,6 +75,9 @@ class TrainConfig:
     device: str | None = None  # None = SFTLEARN_DEVICE or the best available
     seed: int = 0  # data order and dropout
     shuffle: bool = True
+    # 0 = random batches; k > 0 = group by length: each window of k batches' examples is sorted
+    # by length before it is cut into batches, so batches pad little (see sftlearn.batching)
+    length_groups: int = 0
     checkpoint_dir: str | None = None  # where to write checkpoints (None = never)
     checkpoint_interval: int = 0  # also checkpoint every this many steps (0 = only at the end)
     progress: bool = True  # show a progress bar
@@ -96,6 +102,14 @@ class TrainConfig:
                                               or self.warmup_steps < 0):
             raise ValueError(f"TrainConfig.warmup_steps must be an int >= 0 (or None for 5% of "
                              f"max_steps), got {self.warmup_steps!r}.")
+        if isinstance(self.length_groups, bool) or not isinstance(self.length_groups, int) \
+                or self.length_groups < 0:
+            raise ValueError(f"TrainConfig.length_groups must be an int >= 0 (0 = random batches, "
+                             f"k = sort each window of k batches by length), got "
+                             f"{self.length_groups!r}.")
+        if self.length_groups and not self.shuffle:
+            raise ValueError("TrainConfig.length_groups reorders the examples, which needs "
+                             "shuffle=True; set length_groups=0 to keep the data's order.")
         if self.early_stopping_patience is not None and self.early_stopping_patience <= 0:
             raise ValueError("early_stopping_patience must be a positive int or None.")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -260,6 +274,7 @@ class Trainer:
         self.should_stop = False
         self._best_state: dict | None = None
         self._order: torch.Tensor | None = None
+        self._lengths: torch.Tensor | None = None  # examples' lengths, for length_groups
         self._step_start: tuple | None = None  # set while a step is in progress
         self._saved_step: int | None = None  # the step of the last checkpoint written
         self._peak = peak_flops(self.device, self.precision.name)
@@ -276,7 +291,14 @@ class Trainer:
         if not self.config.shuffle:
             return torch.arange(n)
         g = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
-        return torch.randperm(n, generator=g)
+        order = torch.randperm(n, generator=g)  # (n,)
+        if not self.config.length_groups:
+            return order
+        if self._lengths is None:
+            self._lengths = example_lengths(self.train_data)  # once: (n,)
+        global_batch = self.config.batch_size * distributed.world_size()
+        return length_grouped_order(order, self._lengths, global_batch,
+                                    self.config.length_groups, g)
 
     def _next_batch(self) -> dict:
         # Under torchrun, batches are *global*: batch_size examples for each of the processes,
@@ -563,8 +585,9 @@ class Trainer:
             )
         state = ckpt.load_training_state(folder)
         saved = state["train_config"]
-        for name in ("batch_size", "grad_accum_steps", "seed", "shuffle"):
-            if saved[name] != getattr(self.config, name):
+        for name in ("batch_size", "grad_accum_steps", "seed", "shuffle", "length_groups"):
+            # (checkpoints older than length_groups trained with random batches: 0)
+            if saved.get(name, 0) != getattr(self.config, name):
                 raise ValueError(
                     f"Cannot resume exactly: the checkpoint used {name}={saved[name]!r} but this "
                     f"run has {name}={getattr(self.config, name)!r}. Use the same value."

@@ -109,6 +109,20 @@ def test_pretrain_with_zero_steps_is_refused_not_run_at_full_length(capsys):
     assert "max_steps must be a positive int" in capsys.readouterr().err
 
 
+def test_training_options_reach_the_config():
+    config = cli._finetune_config(cli.build_parser().parse_args(["sft", "--out", "x"]))
+    assert (config.max_steps, config.batch_size, config.lr, config.length_groups) == (1500, 16, 3e-3, 8)
+    args = cli.build_parser().parse_args(["demo", "--length-groups", "0", "--steps", "7"])
+    assert (cli._finetune_config(args).length_groups, cli._finetune_config(args).max_steps) == (0, 7)
+
+
+@pytest.mark.parametrize("command", [["sft", "--out", "unused"], ["demo"]])
+def test_bad_length_groups_fail_before_any_model_is_loaded(command, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_load", lambda *a: pytest.fail("loaded a model"))
+    assert cli.main([*command, "--length-groups", "-1"]) == 2
+    assert "length_groups must be an int >= 0" in capsys.readouterr().err
+
+
 def test_demo_runs_end_to_end_on_the_micro_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SFTLEARN_CACHE", str(tmp_path / "cache"))
     code = cli.main(["demo", "--model", "micro-base", "--steps", "4", "--train-per-family", "8",

@@ -43,7 +43,7 @@ def masked_data():
     return data, cyclic_blocks(8, block=32, seed=1)
 
 
-def run(batch_size, checkpoint_dir=None, progress=False) -> tuple[Trainer, dict]:
+def run(batch_size, checkpoint_dir=None, progress=False, length_groups=0) -> tuple[Trainer, dict]:
     """4 optimizer steps of 2 accumulated micro-batches; 24 examples / 4 per global
     micro-batch = 6 per epoch, so the run also crosses an epoch boundary. Returns the trainer
     and the gradient that the first optimizer step applied."""
@@ -53,7 +53,7 @@ def run(batch_size, checkpoint_dir=None, progress=False) -> tuple[Trainer, dict]
     config = TrainConfig(max_steps=4, batch_size=batch_size, grad_accum_steps=2, lr=1e-3,
                          warmup_steps=1, log_interval=1, eval_interval=2, eval_batches=None,
                          device="cpu", seed=0, progress=progress, checkpoint_dir=checkpoint_dir,
-                         checkpoint_interval=2)
+                         checkpoint_interval=2, length_groups=length_groups)
     trainer = Trainer(model, train, val, config, collate_fn=stack_collate)
     first_grads = {}
     original_step = trainer.optimizer.step
@@ -79,6 +79,7 @@ def worker(out_dir: Path) -> None:
 
     ckpt.save_training_checkpoint = counting_save
     trainer, grads = run(PER_RANK, checkpoint_dir=str(out_dir / "checkpoints"), progress=True)
+    grouped, _ = run(PER_RANK, length_groups=2)  # batches shuffled in groups of global batches
 
     # Building a zoo model under torchrun: the processes train it together, one caches it.
     stores = []
@@ -87,7 +88,7 @@ def worker(out_dir: Path) -> None:
     os.environ[zoo.ENV_CACHE] = str(out_dir / "cache")
     zoo_model, _ = zoo.base_model("micro-base", progress=False, device="cpu")
     torch.save({"state": trainer.model.state_dict(), "history": asdict(trainer.history),
-                "grads": grads,
+                "grads": grads, "grouped_state": grouped.model.state_dict(),
                 "saves": saves, "world": distributed.world_size(), "device": str(trainer.device),
                 "is_ddp": trainer.parallel_model is not trainer.model,
                 "zoo_stores": stores, "zoo_state": zoo_model.state_dict()},
@@ -144,6 +145,25 @@ def test_two_processes_end_with_the_weights_of_one(ddp_run):
     assert ddp_history["train_loss"] == pytest.approx(history.train_loss, abs=TOL)
     assert ddp_history["val_loss"] == pytest.approx(history.val_loss, abs=TOL)
     assert ranks[1]["history"]["train_loss"] == ddp_history["train_loss"]  # logged the same
+
+
+def test_grouping_by_length_groups_global_batches(ddp_run):
+    # length_groups orders *global* batches (batch_size x processes), which the processes then
+    # share: two processes must train exactly like one process with the whole global batch.
+    ranks, _, _ = ddp_run
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single, _ = run(PER_RANK * WORLD, length_groups=2)
+        plain, _ = run(PER_RANK * WORLD)
+    finally:
+        torch.set_num_threads(threads)
+    grouped = ranks[0]["grouped_state"]
+    for name, tensor in single.model.state_dict().items():
+        torch.testing.assert_close(grouped[name], tensor, atol=TOL, rtol=0, msg=name)
+    # and the grouped run read its batches in another order than the plain one
+    assert any(not torch.allclose(tensor, plain.model.state_dict()[name], atol=100 * TOL)
+               for name, tensor in single.model.state_dict().items())
 
 
 def test_only_rank_0_writes_checkpoints_and_shows_progress(ddp_run):
