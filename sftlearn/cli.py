@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", _cmd_demo, "pretrain (or load) the tiny base model, fine-tune it, compare")
     p.add_argument("--model", default="tiny-base", help="zoo model or saved folder")
-    add_training_options(p, steps=750)  # about 20 s on two cores with a cached base
+    add_training_options(p, steps=900)  # about 20 s on two cores with a cached base
     add_common(p)
 
     p = add("pretrain", _cmd_pretrain, "train a zoo base model from scratch and save it")
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sft", _cmd_sft, "fine-tune a model on the instruction data and save it")
     p.add_argument("--base", default="tiny-base", help="zoo model or saved folder")
     p.add_argument("--out", required=True, help="folder to save the fine-tuned model in")
-    add_training_options(p, steps=1500)  # chapter 09's main run
+    add_training_options(p, steps=1800)  # chapter 09's main run
     add_common(p)
 
     p = add("chat", _cmd_chat, "talk to a saved model")

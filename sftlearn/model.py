@@ -59,6 +59,11 @@ class GPT(nn.Module):
     ``model(input_ids, targets=None, attention_mask=None)`` returns ``(logits, loss)``:
     logits (B, T, V) for the next token at every position, and the mean cross-entropy over
     targets that are not ``-100`` (``None`` when no targets are given).
+
+    ``targets_only=True`` computes the output layer only at the N positions whose target
+    counts and returns their logits (N, V), in reading order, with the same loss. The output
+    layer scores every token of the vocabulary at every position, so where most targets are
+    ignored (fine-tuning: the prompt and the padding) skipping the rest saves real time.
     """
 
     def __init__(self, config: GPTConfig):
@@ -145,16 +150,25 @@ class GPT(nn.Module):
         targets: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         kv_cache: KVCache | None = None,
+        targets_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        hidden, _ = self.hidden_states(input_ids, attention_mask, kv_cache)
+        if targets is not None and targets.shape != input_ids.shape:
+            raise ValueError(
+                f"targets shape {tuple(targets.shape)} must equal input_ids shape "
+                f"{tuple(input_ids.shape)} (targets[:, t] is the token after input_ids[:, t])."
+            )
+        if targets_only and targets is None:
+            raise ValueError("targets_only=True computes the logits where a target counts, so "
+                             "it needs targets; leave it False to get every position's logits.")
+        hidden, _ = self.hidden_states(input_ids, attention_mask, kv_cache)  # (B, T, C)
+        if targets_only:
+            keep = targets != IGNORE_INDEX  # (B, T); on a GPU, indexing with it waits for the GPU
+            logits = self.lm_head(hidden[keep])  # (N, V): only where the loss looks
+            # (an empty selection gives NaN, like a batch whose every target is ignored)
+            return logits, F.cross_entropy(logits, targets[keep])
         logits = self.lm_head(hidden)  # (B, T, V)
         loss = None
         if targets is not None:
-            if targets.shape != input_ids.shape:
-                raise ValueError(
-                    f"targets shape {tuple(targets.shape)} must equal input_ids shape "
-                    f"{tuple(input_ids.shape)} (targets[:, t] is the token after input_ids[:, t])."
-                )
             loss = F.cross_entropy(
                 logits.reshape(-1, logits.size(-1)),
                 targets.reshape(-1),

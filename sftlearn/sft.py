@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 
 from .datasets import Collator, SFTDataset, _message_list, render_conversation
-from .train import TrainConfig, Trainer, evaluate_loss
+from .train import TrainConfig, Trainer, evaluate_loss, targets_only_loss
 
 # The special tokens of the chat template, for reference (the tokenizer owns their ids).
 CHAT_TOKENS = {
@@ -73,6 +73,7 @@ def finetune(
     train, val = sft_datasets(train_examples, val_examples, tokenizer, model.config.block_size)
     trainer = Trainer(
         model, train, val, config or TrainConfig(), collate_fn=Collator(tokenizer.pad_id),
+        loss_fn=targets_only_loss,  # replies are a few tokens: score only those positions
         callbacks=callbacks,
     )
     trainer.fit()
@@ -198,5 +199,5 @@ def evaluate_tasks(
     loss = None
     if with_loss:
         dataset = SFTDataset(examples, tokenizer, model.config.block_size)
-        loss = evaluate_loss(model, dataset, Collator(tokenizer.pad_id))
+        loss = evaluate_loss(model, dataset, Collator(tokenizer.pad_id), loss_fn=targets_only_loss)
     return TaskReport(scores, counts, overall, loss, rows, form, form_overall)

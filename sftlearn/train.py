@@ -149,6 +149,16 @@ def default_loss(model, batch: dict) -> torch.Tensor:
     return loss
 
 
+def targets_only_loss(model, batch: dict) -> torch.Tensor:
+    """``default_loss`` with the output layer computed only where a target counts (``GPT``'s
+    ``targets_only``): the same loss and gradients, and cheaper when most targets are ignored,
+    as in fine-tuning. For models whose forward accepts ``targets_only`` (``GPT``, also with
+    LoRA attached); ``sft.finetune`` uses it."""
+    _, loss = model(batch["input_ids"], targets=batch["targets"],
+                    attention_mask=batch.get("attention_mask"), targets_only=True)
+    return loss
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device):
     """AdamW with weight decay on matrices (≥ 2-D) only.
 

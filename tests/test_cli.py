@@ -111,7 +111,7 @@ def test_pretrain_with_zero_steps_is_refused_not_run_at_full_length(capsys):
 
 def test_training_options_reach_the_config():
     config = cli._finetune_config(cli.build_parser().parse_args(["sft", "--out", "x"]))
-    assert (config.max_steps, config.batch_size, config.lr, config.length_groups) == (1500, 16, 3e-3, 8)
+    assert (config.max_steps, config.batch_size, config.lr, config.length_groups) == (1800, 16, 3e-3, 8)
     args = cli.build_parser().parse_args(["demo", "--length-groups", "0", "--steps", "7"])
     assert (cli._finetune_config(args).length_groups, cli._finetune_config(args).max_steps) == (0, 7)
 

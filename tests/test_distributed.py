@@ -24,7 +24,7 @@ from sftlearn import checkpoint as ckpt
 from sftlearn import distributed, zoo
 from sftlearn.config import GPTConfig
 from sftlearn.model import GPT
-from sftlearn.train import TrainConfig, Trainer
+from sftlearn.train import TrainConfig, Trainer, default_loss, targets_only_loss
 
 from conftest import VOCAB, cyclic_blocks, stack_collate
 
@@ -43,7 +43,8 @@ def masked_data():
     return data, cyclic_blocks(8, block=32, seed=1)
 
 
-def run(batch_size, checkpoint_dir=None, progress=False, length_groups=0) -> tuple[Trainer, dict]:
+def run(batch_size, checkpoint_dir=None, progress=False, length_groups=0,
+        loss_fn=default_loss) -> tuple[Trainer, dict]:
     """4 optimizer steps of 2 accumulated micro-batches; 24 examples / 4 per global
     micro-batch = 6 per epoch, so the run also crosses an epoch boundary. Returns the trainer
     and the gradient that the first optimizer step applied."""
@@ -54,7 +55,7 @@ def run(batch_size, checkpoint_dir=None, progress=False, length_groups=0) -> tup
                          warmup_steps=1, log_interval=1, eval_interval=2, eval_batches=None,
                          device="cpu", seed=0, progress=progress, checkpoint_dir=checkpoint_dir,
                          checkpoint_interval=2, length_groups=length_groups)
-    trainer = Trainer(model, train, val, config, collate_fn=stack_collate)
+    trainer = Trainer(model, train, val, config, collate_fn=stack_collate, loss_fn=loss_fn)
     first_grads = {}
     original_step = trainer.optimizer.step
 
@@ -80,6 +81,7 @@ def worker(out_dir: Path) -> None:
     ckpt.save_training_checkpoint = counting_save
     trainer, grads = run(PER_RANK, checkpoint_dir=str(out_dir / "checkpoints"), progress=True)
     grouped, _ = run(PER_RANK, length_groups=2)  # batches shuffled in groups of global batches
+    only, _ = run(PER_RANK, loss_fn=targets_only_loss)  # the output layer where targets count
 
     # Building a zoo model under torchrun: the processes train it together, one caches it.
     stores = []
@@ -89,6 +91,7 @@ def worker(out_dir: Path) -> None:
     zoo_model, _ = zoo.base_model("micro-base", progress=False, device="cpu")
     torch.save({"state": trainer.model.state_dict(), "history": asdict(trainer.history),
                 "grads": grads, "grouped_state": grouped.model.state_dict(),
+                "targets_only_state": only.model.state_dict(),
                 "saves": saves, "world": distributed.world_size(), "device": str(trainer.device),
                 "is_ddp": trainer.parallel_model is not trainer.model,
                 "zoo_stores": stores, "zoo_state": zoo_model.state_dict()},
@@ -118,23 +121,34 @@ def test_every_process_ran_ddp(ddp_run):
     assert all(r["world"] == WORLD and r["is_ddp"] and r["device"] == "cpu" for r in ranks)
 
 
-def test_two_processes_end_with_the_weights_of_one(ddp_run):
-    ranks, _, _ = ddp_run
+def one_process(**settings) -> tuple[Trainer, dict]:
+    """``run`` in this process with the two processes' global batch, on one thread like each
+    worker (on a busy 2-core machine also much faster)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # like each worker; on a busy 2-core machine also much faster
+    torch.set_num_threads(1)
     try:
-        single, grads = run(PER_RANK * WORLD)  # one process, the same global batch
+        return run(PER_RANK * WORLD, **settings)
     finally:
         torch.set_num_threads(threads)
+
+
+def assert_weights_close(state: dict, reference: dict) -> None:
+    for name, tensor in reference.items():
+        torch.testing.assert_close(state[name], tensor, atol=TOL, rtol=0, msg=name)
+
+
+def test_two_processes_end_with_the_weights_of_one(ddp_run):
+    ranks, _, _ = ddp_run
+    single, grads = one_process()
     # The first step's gradient: Adam would hide a wrong overall scale (it divides by the
     # gradient's size), so the gradient itself is compared too, before any update.
     for name, grad in grads.items():
         torch.testing.assert_close(ranks[0]["grads"][name], grad, atol=1e-6, rtol=1e-5, msg=name)
     reference = single.model.state_dict()
     first, second = ranks[0]["state"], ranks[1]["state"]
-    for name, tensor in reference.items():
+    for name in reference:
         assert torch.equal(first[name], second[name]), name  # the copies never drift apart
-        torch.testing.assert_close(first[name], tensor, atol=TOL, rtol=0, msg=name)
+    assert_weights_close(first, reference)
     # and training moved the weights far more than the tolerance, so the check means something
     start = GPT(GPTConfig.preset("micro", vocab_size=VOCAB, block_size=32)).state_dict()
     moved = max((reference[n] - start[n]).abs().max() for n in reference if n in start)
@@ -151,19 +165,21 @@ def test_grouping_by_length_groups_global_batches(ddp_run):
     # length_groups orders *global* batches (batch_size x processes), which the processes then
     # share: two processes must train exactly like one process with the whole global batch.
     ranks, _, _ = ddp_run
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        single, _ = run(PER_RANK * WORLD, length_groups=2)
-        plain, _ = run(PER_RANK * WORLD)
-    finally:
-        torch.set_num_threads(threads)
-    grouped = ranks[0]["grouped_state"]
-    for name, tensor in single.model.state_dict().items():
-        torch.testing.assert_close(grouped[name], tensor, atol=TOL, rtol=0, msg=name)
+    single, _ = one_process(length_groups=2)
+    plain, _ = one_process()
+    assert_weights_close(ranks[0]["grouped_state"], single.model.state_dict())
     # and the grouped run read its batches in another order than the plain one
     assert any(not torch.allclose(tensor, plain.model.state_dict()[name], atol=100 * TOL)
                for name, tensor in single.model.state_dict().items())
+
+
+def test_the_targets_only_loss_trains_alike_under_torchrun(ddp_run):
+    # Two processes computing the output layer only where targets count (a different number
+    # of positions in each process and micro-batch) end where one process with the full output
+    # layer ends.
+    ranks, _, _ = ddp_run
+    single, _ = one_process()
+    assert_weights_close(ranks[0]["targets_only_state"], single.model.state_dict())
 
 
 def test_only_rank_0_writes_checkpoints_and_shows_progress(ddp_run):

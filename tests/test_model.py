@@ -48,6 +48,60 @@ def test_loss_matches_torch_cross_entropy_with_ignored_targets(micro_model):
     assert torch.allclose(loss, reference, atol=1e-6)
 
 
+def sft_like_batch(seed=0):
+    """Right-padded rows whose targets are ignored except a short reply near each end."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, VOCAB, (3, 12), generator=g)
+    y = torch.full((3, 12), -100)
+    mask = torch.ones(3, 12, dtype=torch.long)
+    for row, (start, end) in enumerate([(8, 12), (3, 6), (9, 10)]):
+        y[row, start:end] = torch.randint(0, VOCAB, (end - start,), generator=g)
+        mask[row, end:] = 0  # padding after the reply
+    return x, y, mask
+
+
+def test_targets_only_gives_the_same_loss_gradients_and_logits(micro_model):
+    x, y, mask = sft_like_batch()
+    full_logits, full_loss = micro_model(x, targets=y, attention_mask=mask)
+    full_grads = torch.autograd.grad(full_loss, list(micro_model.parameters()))
+    logits, loss = micro_model(x, targets=y, attention_mask=mask, targets_only=True)
+    grads = torch.autograd.grad(loss, list(micro_model.parameters()))
+    keep = y != -100
+    assert logits.shape == (int(keep.sum()), VOCAB) == (8, VOCAB)
+    torch.testing.assert_close(logits, full_logits[keep], atol=1e-5, rtol=0)  # reading order
+    # the reference: torch's cross-entropy over the kept positions only
+    torch.testing.assert_close(loss, F.cross_entropy(full_logits[keep], y[keep]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(loss, full_loss, atol=1e-6, rtol=0)
+    for a, b in zip(grads, full_grads):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_targets_only_through_the_trainer_loss_and_lora():
+    from sftlearn.lora import attach_lora
+    from sftlearn.train import default_loss, targets_only_loss
+
+    x, y, mask = sft_like_batch(seed=1)
+    batch = {"input_ids": x, "targets": y, "attention_mask": mask}
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.preset("micro", vocab_size=VOCAB, block_size=64))
+    attach_lora(model, r=4, target_modules=("c_attn", "c_fc"))
+    torch.testing.assert_close(targets_only_loss(model, batch), default_loss(model, batch),
+                               atol=1e-6, rtol=0)
+
+
+def test_targets_only_needs_targets_and_fails_like_the_full_loss(micro_model):
+    x, y, _ = sft_like_batch()
+    with pytest.raises(ValueError, match="targets_only=True .* needs targets"):
+        micro_model(x, targets_only=True)
+    with pytest.raises(ValueError, match="targets shape"):
+        micro_model(x, targets=y[:, :5], targets_only=True)
+    # every target ignored: NaN either way (the Trainer refuses such a step before the model)
+    none = torch.full_like(y, -100)
+    _, full = micro_model(x, targets=none)
+    logits, only = micro_model(x, targets=none, targets_only=True)
+    assert logits.shape == (0, VOCAB) and torch.isnan(only) and torch.isnan(full)
+
+
 @pytest.mark.parametrize("padded", [False, True])
 def test_math_and_fused_attention_agree(micro_config, padded):
     fused, math_path = twin_models(micro_config)
