@@ -23,6 +23,7 @@ On chapter 09's training set and the zoo's tiny-base this script measures:
     python benchmarks/sft_step_speed.py                                 # padding, step time
     python benchmarks/sft_step_speed.py --quality --seeds 4             # and accuracy, ~10 min
     python benchmarks/sft_step_speed.py --quality --arms both --seeds 4 # one arm only
+    python benchmarks/sft_step_speed.py --quality --arms both --seeds 4 --lr 2e-3
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def step_times(train_set, tok, window: int, rounds: int, steps: int) -> None:
               f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")
 
 
-def quality(train_set, tok, arms: dict[str, int], seeds: int) -> None:
+def quality(train_set, tok, arms: dict[str, int], seeds: int, lr: float) -> None:
     """Fine-tune tiny-base in each arm (name -> steps) with several data-order seeds, interleaved."""
     test = data.sft_examples("test", n_per_family=100)
     results = {}
@@ -114,7 +115,7 @@ def quality(train_set, tok, arms: dict[str, int], seeds: int) -> None:
             groups, loss_fn = ARMS[name]
             seed_everything(0)
             model, _ = zoo.base_model("tiny-base", progress=False)
-            config = TrainConfig(max_steps=steps, batch_size=BATCH, lr=3e-3,
+            config = TrainConfig(max_steps=steps, batch_size=BATCH, lr=lr,
                                  warmup_steps=steps // 20, eval_interval=0, log_interval=100,
                                  progress=False, seed=seed, length_groups=groups)
             start = time.perf_counter()
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grouped-steps", type=int, default=1500)
     parser.add_argument("--both-steps", type=int, default=1800)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (chapter 09's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     _, tok = zoo.base_model("tiny-base", progress=False)
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quality:
         print("3. exact match after fine-tuning")
         arms = {name: getattr(args, f"{name}_steps") for name in args.arms.split(",")}
-        quality(train_set, tok, arms, args.seeds)
+        quality(train_set, tok, arms, args.seeds, args.lr)
 
 
 if __name__ == "__main__":
