@@ -15,7 +15,8 @@ Every example is still read once per epoch and the batches still come in a rando
 changes is *which* examples share a batch: neighbours in length, from one window. The larger
 the window, the less padding, but also the more alike a batch's examples are (long passages
 together, short sums together), which makes each step's gradient less representative of the
-whole mixture. A window of a few batches already removes nearly all the padding.
+whole mixture. A window of a few batches already removes most of the padding (chapter 09:
+28.9% in random batches, 6.7% with windows of 8).
 """
 
 from __future__ import annotations
