@@ -39,7 +39,7 @@ from sftlearn.batching import example_lengths, length_grouped_order, padding_sha
 from sftlearn.datasets import Collator, SFTDataset
 from sftlearn.device import seed_everything
 from sftlearn.sft import evaluate_tasks
-from sftlearn.train import Trainer, TrainConfig, default_loss, targets_only_loss
+from sftlearn.train import Trainer, TrainConfig, default_loss, make_optimizer, targets_only_loss
 
 BATCH = 16
 # arm -> (length_groups, loss function); the steps of each arm are command-line options
@@ -50,46 +50,40 @@ ARMS = {
 }
 
 
-def batches(order: torch.Tensor) -> list[list[int]]:
-    return [order[i : i + BATCH].tolist() for i in range(0, len(order), BATCH)]
-
-
 def padding_table(lengths: torch.Tensor) -> None:
     g = torch.Generator().manual_seed(0)
     order = torch.randperm(len(lengths), generator=g)
     print(f"{len(lengths):,} conversations, {lengths.float().mean():.1f} tokens on average, "
           f"batches of {BATCH}")
-    print(f"  random batches:            padding {padding_share(lengths.tolist(), batches(order)):.1%}")
+    print(f"  random batches:            padding {padding_share(lengths, order, BATCH):.1%}")
     for window in (1, 2, 4, 8, 16, 64):
         grouped = length_grouped_order(order, lengths, BATCH, window, g)
-        print(f"  windows of {window:>2} batches:     "
-              f"padding {padding_share(lengths.tolist(), batches(grouped)):.1%}")
+        print(f"  windows of {window:>2} batches:     padding {padding_share(lengths, grouped, BATCH):.1%}")
 
 
-def step_times(train_set, tok, window: int, rounds: int, steps: int) -> None:
+def step_times(train_set, tok, rounds: int, steps: int) -> None:
     """Median time of an optimizer step in each arm, interleaved in rounds."""
     model, _ = zoo.base_model("tiny-base", progress=False)
-    config = TrainConfig(max_steps=10**6, batch_size=BATCH, lr=1e-4, progress=False)
-    trainer = Trainer(model, train_set, None, config, collate_fn=Collator(tok.pad_id))
+    optimizer = make_optimizer(model, TrainConfig(lr=1e-4), torch.device("cpu"))
     g = torch.Generator().manual_seed(1)
-    order = torch.randperm(len(train_set), generator=g)
-    grouped = length_grouped_order(order, example_lengths(train_set), BATCH, window, g)
+    order = torch.randperm(len(train_set), generator=g)  # (N,)
+    lengths = example_lengths(train_set)  # (N,)
     collate = Collator(tok.pad_id)
-
-    def batches_from(o):
-        return [collate([train_set[i] for i in b]) for b in batches(o)[: rounds * steps]]
-
-    sides = {"random": (batches_from(order), default_loss),
-             "grouped": (batches_from(grouped), default_loss),
-             "both": (batches_from(grouped), targets_only_loss)}
+    orders = {0: order}  # length_groups -> order; arms with the same grouping share batches
+    sides = {}
+    for name, (groups, loss_fn) in ARMS.items():
+        if groups not in orders:
+            orders[groups] = length_grouped_order(order, lengths, BATCH, groups, g)
+        sides[name] = ([collate([train_set[i] for i in b.tolist()])
+                        for b in orders[groups].split(BATCH)[: rounds * steps]], loss_fn)
     model.train()
 
     def run(batch_list, loss_fn) -> float:
         start = time.perf_counter()
         for batch in batch_list:
             loss_fn(model, batch).backward()
-            trainer.optimizer.step()
-            trainer.optimizer.zero_grad(set_to_none=True)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         return (time.perf_counter() - start) / len(batch_list)
 
     run(sides["random"][0][:5], default_loss)  # warm-up
@@ -134,7 +128,6 @@ def quality(train_set, tok, arms: dict[str, int], seeds: int, lr: float) -> None
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--window", type=int, default=8, help="batches per window (step times)")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=20, help="steps per side per round")
     parser.add_argument("--threads", type=int, default=2)
@@ -152,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     print("1. padding")
     padding_table(example_lengths(train_set))
     print(f"2. step time ({args.threads} threads)")
-    step_times(train_set, tok, args.window, args.rounds, args.steps)
+    step_times(train_set, tok, args.rounds, args.steps)
     if args.quality:
         print("3. exact match after fine-tuning")
         arms = {name: getattr(args, f"{name}_steps") for name in args.arms.split(",")}

@@ -26,6 +26,11 @@ from typing import Sequence
 import torch
 
 
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
 def example_lengths(dataset: Sequence) -> torch.Tensor:
     """The number of input tokens of every item of ``dataset`` (items with ``input_ids``): (N,)."""
     lengths = []
@@ -54,9 +59,8 @@ def length_grouped_order(
     ``batch_size`` gives the grouped batches; only the last one may be short, as with
     random batches.
     """
-    for name, value in (("batch_size", batch_size), ("window", window)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    _check_positive("batch_size", batch_size)
+    _check_positive("window", window)
     if order.dim() != 1 or lengths.dim() != 1 or len(order) != len(lengths):
         raise ValueError(
             f"order and lengths must be 1-D and equally long (one entry per example), got "
@@ -79,9 +83,16 @@ def length_grouped_order(
     return torch.cat(shuffled + short)
 
 
-def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
-    """The share of a padded epoch that is padding: each batch (a list of example indices) is
-    padded to its longest example's length."""
-    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches if len(b))
-    real = sum(lengths[i] for b in batches for i in b)
+def padding_share(lengths: Sequence[int] | torch.Tensor, order: Sequence[int] | torch.Tensor,
+                  batch_size: int) -> float:
+    """The share of an epoch that is padding when ``order`` (example indices) is cut into
+    consecutive batches of ``batch_size``, each padded to its longest example's ``lengths``."""
+    _check_positive("batch_size", batch_size)
+    lengths = torch.as_tensor(lengths, dtype=torch.long)  # (N,)
+    order = torch.as_tensor(order, dtype=torch.long)  # (N,)
+    padded = real = 0
+    for batch in order.split(batch_size) if len(order) else ():
+        batch_lengths = lengths[batch]  # (<= batch_size,)
+        padded += len(batch) * int(batch_lengths.max())
+        real += int(batch_lengths.sum())
     return 1 - real / padded if padded else 0.0

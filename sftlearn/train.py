@@ -594,10 +594,10 @@ class Trainer:
                 f"start with a fresh checkpoint_dir."
             )
         state = ckpt.load_training_state(folder)
-        saved = state["train_config"]
+        # (checkpoints older than length_groups trained with random batches: 0)
+        saved = {"length_groups": 0, **state["train_config"]}
         for name in ("batch_size", "grad_accum_steps", "seed", "shuffle", "length_groups"):
-            # (checkpoints older than length_groups trained with random batches: 0)
-            if saved.get(name, 0) != getattr(self.config, name):
+            if saved[name] != getattr(self.config, name):
                 raise ValueError(
                     f"Cannot resume exactly: the checkpoint used {name}={saved[name]!r} but this "
                     f"run has {name}={getattr(self.config, name)!r}. Use the same value."

@@ -82,20 +82,25 @@ def test_grouping_removes_most_of_the_padding():
     # (0.35); windows of 8 batches leave under a tenth (0.08).
     lengths, order = random_lengths(4096), shuffled(4096, seed=7)
     grouped = length_grouped_order(order, lengths, 16, 8, torch.Generator().manual_seed(8))
-    random_share = padding_share(lengths.tolist(), batches_of(order, 16))
-    grouped_share = padding_share(lengths.tolist(), batches_of(grouped, 16))
+    random_share = padding_share(lengths, order, 16)
+    grouped_share = padding_share(lengths, grouped, 16)
     assert 0.25 < random_share < 0.45
     assert grouped_share < min(0.1, random_share / 3)
     # a larger window pads even less
     wider = length_grouped_order(order, lengths, 16, 64, torch.Generator().manual_seed(8))
-    assert padding_share(lengths.tolist(), batches_of(wider, 16)) < grouped_share
+    assert padding_share(lengths, wider, 16) < grouped_share
 
 
 def test_padding_share_by_hand():
     # batches [0, 1] -> padded to 4: 8 slots, 6 real; [2] -> 1 slot, 1 real: 2 of 9 are padding
-    assert padding_share([2, 4, 1], [[0, 1], [2]]) == pytest.approx(2 / 9)
-    assert padding_share([3, 3], [[0, 1]]) == 0.0
-    assert padding_share([], []) == 0.0
+    assert padding_share([2, 4, 1], [0, 1, 2], 2) == pytest.approx(2 / 9)
+    # the order decides the batches: [2, 0] -> 2 x 2 slots, 3 real; [1] -> none: 1 of 8
+    assert padding_share([2, 4, 1], torch.tensor([2, 0, 1]), 2) == pytest.approx(1 / 8)
+    assert padding_share([3, 3], [0, 1], 2) == 0.0
+    assert padding_share([], [], 4) == 0.0
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            padding_share([3, 3], [0, 1], bad)
 
 
 def test_small_and_empty_inputs():
@@ -174,7 +179,10 @@ def test_trainer_reads_every_example_once_per_epoch_in_grouped_batches():
         for epoch in (rec.batches[:6], rec.batches[6:]):
             assert sorted(i for batch in epoch for i in batch) == list(range(48))
     assert grouped.batches[:6] != grouped.batches[6:]  # each epoch is shuffled anew
-    assert padding_share(lengths, grouped.batches) < padding_share(lengths, plain.batches) / 2
+    def share(batches):  # every recorded batch holds 8 examples
+        return padding_share(lengths, [i for batch in batches for i in batch], 8)
+
+    assert share(grouped.batches) < share(plain.batches) / 2
 
 
 def test_grouped_training_is_deterministic_and_learns():
