@@ -12,8 +12,11 @@
 Each set is split by the same hash rule as the SFT data (with the SFT family's
 namespace for entities and translation, so an entity or translation test
 sentence is never a training sentence of the other task either). A tagging
-validation or test sentence is also never one the pretraining text contains
-(``splits.in_pretraining_text``).
+validation or test sentence is also never one of the pretraining text's bilingual
+lines (``splits.in_pretraining_text``). A short generic sentence ("Tom lives in
+the city.") can still occur, unlabelled, inside a story, as any sentence of the
+world can (11 of the 200 default test sentences occur in the 4 M characters
+that ``tiny-base`` reads).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def _collect(
     """Draw items until ``n`` distinct ones fall in ``split``; ``draw`` returns (key, item).
 
     ``unseen_in_pretraining``: the keys are generated sentences, and a validation or test one
-    must not be a line of the pretraining text."""
+    must not be a bilingual line of the pretraining text."""
     check_split(split, PLAIN_SPLITS)
     check_seed(seed)
     n = DEFAULT_LABELLED_SIZES[split] if n is None else check_count(n, "n")

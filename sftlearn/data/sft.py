@@ -13,8 +13,10 @@ How the splits are kept apart (see ``splits.py``):
   templates, which no other split uses (for arithmetic and strings, whose key
   is the whole prompt, any held-out prompt is new, so no bucket is needed);
 * a prompt is never repeated within a split;
-* a validation or test item whose key is a sentence the pretraining text contains
-  (``splits.in_pretraining_text``) is thrown away too (entity lists).
+* a validation or test item whose key is one of the pretraining text's bilingual
+  lines (``splits.in_pretraining_text``: the translation training sentences) is
+  thrown away too (entity lists). A short generic sentence can still occur,
+  unlabelled, inside a story.
 
 The examples of the families are interleaved (qa, sentiment, ..., qa, ...), so
 any prefix of the list has all families in equal measure.
