@@ -25,10 +25,7 @@ from typing import Sequence
 
 import torch
 
-
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+from .validation import check_int
 
 
 def example_lengths(dataset: Sequence) -> torch.Tensor:
@@ -59,8 +56,8 @@ def length_grouped_order(
     ``batch_size`` gives the grouped batches; only the last one may be short, as with
     random batches.
     """
-    _check_positive("batch_size", batch_size)
-    _check_positive("window", window)
+    check_int("batch_size", batch_size)
+    check_int("window", window)
     if order.dim() != 1 or lengths.dim() != 1 or len(order) != len(lengths):
         raise ValueError(
             f"order and lengths must be 1-D and equally long (one entry per example), got "
@@ -87,7 +84,7 @@ def padding_share(lengths: Sequence[int] | torch.Tensor, order: Sequence[int] | 
                   batch_size: int) -> float:
     """The share of an epoch that is padding when ``order`` (example indices) is cut into
     consecutive batches of ``batch_size``, each padded to its longest example's ``lengths``."""
-    _check_positive("batch_size", batch_size)
+    check_int("batch_size", batch_size)
     lengths = torch.as_tensor(lengths, dtype=torch.long)  # (N,)
     order = torch.as_tensor(order, dtype=torch.long)  # (N,)
     padded = real = 0

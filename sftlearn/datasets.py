@@ -35,6 +35,8 @@ from torch.utils.data import Dataset
 from sftlearn.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 from sftlearn.model import IGNORE_INDEX  # targets with this value add nothing to the loss
+from sftlearn.validation import check_int
+
 ROLES = ("user", "assistant")
 
 # ----- pretraining: packed blocks of one long token stream ---------------------------------
@@ -59,9 +61,8 @@ class LMBlockDataset(Dataset):
                 "concatenate your documents into one list first"
             )
         stride = block_size if stride is None else stride
-        for name, value in (("block_size", block_size), ("stride", stride)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("block_size", block_size)
+        check_int("stride", stride)
         if len(ids) < block_size + 1:
             raise ValueError(
                 f"only {len(ids)} tokens, but one block of block_size={block_size} needs "
@@ -268,8 +269,7 @@ class SFTDataset(Dataset):
         examples = list(examples)
         if not examples:
             raise ValueError("SFTDataset got no examples: pass a non-empty list of conversations")
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
-            raise ValueError(f"max_len must be an int >= 2, got {max_len!r}")
+        check_int("max_len", max_len, minimum=2)
         self.tokenizer = tokenizer
         self.max_len = max_len
         self.examples = examples

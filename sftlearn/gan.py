@@ -30,13 +30,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .validation import check_int
+
 # ------------------------------------------------------------------------------ the data
 
 
 def mode_centres(n_modes: int = 8, radius: float = 2.0) -> torch.Tensor:
     """The centres of the ring's clouds, evenly spaced on a circle: shape (n_modes, 2)."""
-    if not isinstance(n_modes, int) or isinstance(n_modes, bool) or n_modes < 1:
-        raise ValueError(f"n_modes must be a positive int, got {n_modes!r}; use e.g. n_modes=8.")
+    check_int("n_modes", n_modes, fix="Use e.g. n_modes=8.")
     if not radius > 0:
         raise ValueError(f"radius must be positive, got {radius!r}; use e.g. radius=2.0.")
     angles = torch.arange(n_modes, dtype=torch.float32) * (2 * math.pi / n_modes)  # (M,)
@@ -55,8 +56,7 @@ def ring_of_gaussians(
     Each point picks a cloud uniformly at random, then adds Gaussian noise of standard
     deviation ``std`` to both coordinates. Pass ``generator`` for a reproducible draw.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n (the number of points) must be a positive int, got {n!r}.")
+    check_int("n (the number of points)", n)
     if not std > 0:
         raise ValueError(f"std must be positive, got {std!r}; use e.g. std=0.1.")
     centres = mode_centres(n_modes, radius)  # (M, 2)
@@ -141,8 +141,7 @@ def mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     gradient, and in a game that changes its targets every step, dead units do not recover.
     """
     for name, value in (("n_in", n_in), ("hidden", hidden), ("n_out", n_out)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        check_int(name, value)
     return nn.Sequential(
         nn.Linear(n_in, hidden), nn.LeakyReLU(0.2),
         nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
@@ -212,11 +211,8 @@ class GANConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_modes", "latent_dim", "hidden", "batch_size", "g_steps", "log_every", "n_eval"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"GANConfig.{name} must be a positive int, got {value!r}.")
-        if not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError(f"GANConfig.steps must be an int ≥ 0, got {self.steps!r}.")
+            check_int(f"GANConfig.{name}", getattr(self, name))
+        check_int("GANConfig.steps", self.steps, minimum=0)
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError(f"learning rates must be positive, got lr_g={self.lr_g}, lr_d={self.lr_d}.")
         late = [s for s in self.snapshot_steps if not 0 <= s <= self.steps]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from .kv_cache import KVCache
+from .validation import check_int
 
 
 def filter_logits(
@@ -27,8 +28,7 @@ def filter_logits(
     Top-k keeps every token whose logit is at least the k-th largest, so tokens tied with
     the k-th are all kept (as Hugging Face's top-k does): with ties, more than k survive."""
     if top_k is not None:
-        if top_k <= 0:
-            raise ValueError(f"top_k must be a positive int, got {top_k}.")
+        check_int("top_k", top_k, fix="Or None for no top-k.")
         k = min(top_k, logits.size(-1))
         kth_best = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth_best, float("-inf"))

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .model import GPT, IGNORE_INDEX
+from .validation import check_int
 
 __all__ = [
     "SequenceClassifier",
@@ -51,10 +52,7 @@ class _Head(nn.Module):
                 f"A task head sits on a sftlearn GPT, got {type(body).__name__}; build one with "
                 f"GPT(config) or load a pretrained one with sftlearn.checkpoint.load_model."
             )
-        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
-            raise ValueError(
-                f"num_labels must be an int >= 2 (the number of classes), got {num_labels!r}."
-            )
+        check_int("num_labels", num_labels, minimum=2, fix="It is the number of classes.")
         self.body = body
         self.num_labels = num_labels
         self.dropout = nn.Dropout(dropout)

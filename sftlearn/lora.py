@@ -46,6 +46,7 @@ from torch import nn
 
 from .checkpoint import atomic_write, read_format_json, write_json
 from .freeze import parameter_report
+from .validation import check_int
 
 ADAPTER_FILE = "adapter.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
@@ -101,10 +102,7 @@ class LoRAConfig:
 
 
 def _check_rank(r: object) -> None:
-    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
-        raise ValueError(
-            f"LoRA rank r must be a positive int, got {r!r}; typical values are 4, 8 or 16."
-        )
+    check_int("LoRA rank r", r, fix="Typical values are 4, 8 or 16.")
 
 
 def _check_targets(targets: object) -> str | tuple[str, ...]:

@@ -22,6 +22,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .validation import check_int
+
 State = torch.Tensor | tuple[torch.Tensor, ...]
 
 
@@ -174,8 +176,7 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         raise ValueError(
             f"causal_conv1d: weight expects {weight.shape[1]} input channels but x has {x.shape[1]}."
         )
-    if not isinstance(dilation, int) or dilation < 1:
-        raise ValueError(f"causal_conv1d: dilation must be a positive int, got {dilation!r}.")
+    check_int("causal_conv1d: dilation", dilation)
     pad = (weight.shape[2] - 1) * dilation
     return F.conv1d(F.pad(x, (pad, 0)), weight, bias, dilation=dilation)
 

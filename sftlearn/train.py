@@ -46,6 +46,7 @@ from .history import History
 from .model import IGNORE_INDEX
 from .perf import mfu, peak_flops
 from .schedule import lr_at
+from .validation import check_int
 
 
 class NonFiniteLossError(RuntimeError):
@@ -85,33 +86,27 @@ class TrainConfig:
     def __post_init__(self) -> None:
         positive = ("max_steps", "batch_size", "grad_accum_steps", "log_interval")
         for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}.")
+            check_int(f"TrainConfig.{name}", getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}.")
-        if self.eval_batches is not None and (not isinstance(self.eval_batches, int)
-                                              or self.eval_batches <= 0):
-            raise ValueError(f"TrainConfig.eval_batches must be a positive int, or None for every "
-                             f"validation batch, got {self.eval_batches!r}.")
+        if self.eval_batches is not None:
+            check_int("TrainConfig.eval_batches", self.eval_batches,
+                      fix="Or None for every validation batch.")
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
             # a min_lr above lr would turn the cosine "decay" into a climb
             raise ValueError(f"TrainConfig.min_lr must lie between 0 and lr ({self.lr}), got "
                              f"{self.min_lr}; None means lr / 10.")
-        if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int)
-                                              or self.warmup_steps < 0):
-            raise ValueError(f"TrainConfig.warmup_steps must be an int >= 0 (or None for 5% of "
-                             f"max_steps), got {self.warmup_steps!r}.")
-        if isinstance(self.length_groups, bool) or not isinstance(self.length_groups, int) \
-                or self.length_groups < 0:
-            raise ValueError(f"TrainConfig.length_groups must be an int >= 0 (0 = random batches, "
-                             f"k = sort each window of k batches by length), got "
-                             f"{self.length_groups!r}.")
+        if self.warmup_steps is not None:
+            check_int("TrainConfig.warmup_steps", self.warmup_steps, minimum=0,
+                      fix="Or None for 5% of max_steps.")
+        check_int("TrainConfig.length_groups", self.length_groups, minimum=0,
+                  fix="0 = random batches, k = sort each window of k batches by length.")
         if self.length_groups and not self.shuffle:
             raise ValueError("TrainConfig.length_groups reorders the examples, which needs "
                              "shuffle=True; set length_groups=0 to keep the data's order.")
-        if self.early_stopping_patience is not None and self.early_stopping_patience <= 0:
-            raise ValueError("early_stopping_patience must be a positive int or None.")
+        if self.early_stopping_patience is not None:
+            check_int("TrainConfig.early_stopping_patience", self.early_stopping_patience,
+                      fix="Or None for no early stopping.")
         if self.grad_clip is not None and not self.grad_clip > 0:
             # A negative max norm would flip the gradient's sign: training would climb the loss.
             raise ValueError(
@@ -199,9 +194,8 @@ def evaluate_loss(model, data: Sequence, collate_fn: Callable | None = None, bat
                   max_batches: int | None = None, loss_fn: Callable = default_loss,
                   precision=None) -> float:
     """Mean loss per target token of ``model`` over ``data``, in order, without training."""
-    if max_batches is not None and (not isinstance(max_batches, int) or max_batches <= 0):
-        raise ValueError(f"max_batches must be a positive int, or None for every batch, got "
-                         f"{max_batches!r}.")
+    if max_batches is not None:
+        check_int("max_batches", max_batches, fix="Or None for every batch.")
     collate_fn = collate_fn or _default_collate
     device = next(model.parameters()).device
     was_training = model.training

@@ -271,14 +271,14 @@ BAD_INPUTS = [
         "sftlearn.plots").plots.plot_confusion_matrix(torch.eye(2).numpy(), class_names=["a", "b", "c"]),
         ValueError, r"class_names has 3 labels but the matrix has 2 classes", r"one label per class\."),
     BadInput("no validation batches", lambda p: TrainConfig(eval_batches=0), ValueError,
-             r"eval_batches must be a positive int", r"or None for every validation batch"),
+             r"eval_batches must be a positive int", r"Or None for every validation batch"),
     BadInput("min_lr above lr", lambda p: TrainConfig(lr=1e-3, min_lr=1.0), ValueError,
              r"min_lr must lie between 0 and lr", r"None means lr / 10"),
     BadInput("negative warm-up", lambda p: TrainConfig(warmup_steps=-1), ValueError,
-             r"warmup_steps must be an int >= 0", r"or None for 5% of max_steps"),
+             r"warmup_steps must be an int >= 0", r"Or None for 5% of max_steps"),
     BadInput("evaluating zero batches", lambda p: __import__("sftlearn.train").train.evaluate_loss(
         micro(), [], max_batches=0), ValueError, r"max_batches must be a positive int",
-        r"or None for every batch"),
+        r"Or None for every batch"),
     BadInput("a batch without targets", lambda p: __import__("sftlearn.train").train.count_targets(
         {"x": torch.zeros(2)}), ValueError, r"needs 'targets'.*gave only \['x'\]",
         r"a custom loss_fn still needs them"),

@@ -28,6 +28,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..validation import check_int
+
 AVERAGES = ("macro", "micro", "weighted")
 
 __all__ = ["accuracy", "confusion_matrix", "ClassScores", "precision_recall_f1", "f1_score"]
@@ -121,10 +123,9 @@ def _num_classes(y: np.ndarray, p: np.ndarray, num_classes: int | None) -> int:
 
 def _label_arrays(labels, predictions, num_classes: int | None = None):
     """Two equal-length 1-D int64 arrays of class ids, or a clear error."""
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
+    if num_classes is not None:
+        check_int("num_classes", num_classes,
+                  fix="Or None for one more than the largest class id seen.")
     y = _as_ids(labels, "labels")
     p = _as_ids(predictions, "predictions")
     if len(y) != len(p):

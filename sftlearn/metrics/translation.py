@@ -25,6 +25,8 @@ from collections import Counter
 from numbers import Real
 from typing import Sequence
 
+from ..validation import check_int
+
 __all__ = ["char_ngrams", "chrf"]
 
 
@@ -41,8 +43,7 @@ def chrf(hypotheses, references, max_order: int = 6, beta: float = 2.0) -> float
     for a single sentence.
     """
     hyps, refs = _pairs(hypotheses, references)
-    if isinstance(max_order, bool) or not isinstance(max_order, int) or max_order < 1:
-        raise ValueError(f"max_order must be a positive int (chrF uses 6), got {max_order!r}.")
+    check_int("max_order", max_order, fix="chrF uses 6.")
     if isinstance(beta, bool) or not isinstance(beta, Real) or not beta > 0:
         raise ValueError(f"beta must be a positive number (chrF uses 2), got {beta!r}.")
     # totals[n-1] = [n-grams in hypotheses, n-grams in references, matches], over the corpus

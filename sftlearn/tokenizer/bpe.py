@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 
 from .base import NUM_SPECIAL, Tokenizer, split_on_special_tokens
 from .pretokenizer import pretokenize
+from ..validation import check_int
 
 BYTE_OFFSET = NUM_SPECIAL  # id of byte value 0
 FIRST_MERGE_ID = NUM_SPECIAL + 256  # 263: id of the first learned token
@@ -354,8 +355,7 @@ def bpe_trace(text: str, num_merges: int, *, top_k: int = 5) -> list[dict[str, A
     """
     if not isinstance(text, str) or not text:
         raise ValueError("bpe_trace needs a non-empty text to trace, e.g. 'aaabdaaabac'")
-    if isinstance(num_merges, bool) or not isinstance(num_merges, int) or num_merges < 0:
-        raise ValueError(f"num_merges must be an int >= 0, got {num_merges!r}")
+    check_int("num_merges", num_merges, minimum=0)
     # Each distinct piece once, and the order the pieces appear in, to show the whole text.
     sequence = [part for part, special in split_on_special_tokens(text) if special is None]
     sequence = [piece for part in sequence for piece in pretokenize(part)]

@@ -30,6 +30,7 @@ import torch
 from sftlearn import plots
 from sftlearn.generation import filter_logits
 from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
+from sftlearn.validation import check_int
 
 # (label, temperature, top_k, top_p) for the static table of samples.
 DEFAULT_SETTINGS: tuple[tuple[str, float, int | None, float | None], ...] = (
@@ -66,8 +67,8 @@ class Stage:
 def _check_settings(temperature: float, top_k: int | None, top_p: float | None) -> None:
     if not temperature >= 0:
         raise ValueError(f"temperature must be ≥ 0 (0 means greedy), got {temperature}.")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be a positive int or None (no top-k), got {top_k!r}.")
+    if top_k is not None:
+        check_int("top_k", top_k, fix="Or None for no top-k.")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1] or None (no top-p), got {top_p!r}.")
 
