@@ -103,9 +103,10 @@ _PRECISIONS = {"fp32": FP32, "bf16": BF16, "fp16": FP16}
 def choose_precision(device: torch.device, requested: str = "auto") -> Precision:
     """Pick the training precision for ``device``.
 
-    ``"auto"``: bf16 on a CUDA GPU that supports it, else fp16 (with a gradient scaler) on
-    CUDA, else fp32. On the CPU and MPS, ``"auto"`` means fp32: mixed precision there is
-    slower or unsupported for training, and the course's small models do not need it.
+    ``"auto"``: bf16 on a GPU that computes it natively (see ``native_bf16``), else fp16
+    (with a gradient scaler) on CUDA, else fp32. On the CPU and MPS, ``"auto"`` means fp32:
+    mixed precision there is slower or unsupported for training, and the course's small
+    models do not need it.
     """
     requested = requested.lower()
     if requested != "auto":
@@ -120,8 +121,22 @@ def choose_precision(device: torch.device, requested: str = "auto") -> Precision
             )
         return _PRECISIONS[requested]
     if device.type == "cuda":
-        return BF16 if torch.cuda.is_bf16_supported() else FP16
+        return BF16 if native_bf16(device) else FP16
     return FP32
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA GPU ``device`` does bf16 arithmetic in hardware: NVIDIA GPUs of
+    compute capability 8.0 or newer (A100, RTX 30xx, H100, ...), and AMD GPUs under ROCm.
+
+    Not ``torch.cuda.is_bf16_supported()``: by default that also says True for older GPUs
+    (T4, V100) that can merely store bf16 tensors and emulate the arithmetic slowly; for
+    them fp16 with a gradient scaler is the fast path. It also asks about the current
+    GPU, not necessarily ``device``.
+    """
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def seed_everything(seed: int) -> None:

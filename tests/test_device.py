@@ -55,6 +55,25 @@ def test_bf16_autocast_runs_the_model_on_cpu(micro_model):
     assert torch.allclose(logits.float(), full, atol=0.05)
 
 
+@pytest.mark.parametrize("capability, hip, expected", [
+    ((9, 0), None, ("bf16", False)),   # H100
+    ((8, 0), None, ("bf16", False)),   # A100: the first with bf16 in hardware
+    ((7, 5), None, ("fp16", True)),    # T4: stores bf16 but emulates its arithmetic
+    ((7, 0), None, ("fp16", True)),    # V100
+    ((9, 4), "6.2", ("bf16", False)),  # an AMD GPU under ROCm
+])
+def test_auto_precision_on_cuda_follows_the_gpus_own_bf16(monkeypatch, capability, hip, expected):
+    # torch.cuda.is_bf16_supported() says True for a T4 by default (emulation counts), so it
+    # must not decide; the compute capability of the very device asked about does.
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: asked.append(d) or capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.version, "hip", hip)
+    p = dev.choose_precision(torch.device("cuda", 1))
+    assert (p.name, p.needs_grad_scaler) == expected
+    assert asked == ([] if hip else [torch.device("cuda", 1)])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_precision_is_bf16_or_fp16_with_scaler():
     p = dev.choose_precision(torch.device("cuda"))
