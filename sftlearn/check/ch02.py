@@ -351,8 +351,9 @@ def _pca_mistakes(X: torch.Tensor, k: int) -> dict[str, tuple[torch.Tensor, str]
     _, _, Vh_raw = torch.linalg.svd(X, full_matrices=False)
     eigvals, eigvecs = torch.linalg.eigh(Xc.T @ Xc)  # ascending order
     mistakes = {
-        "the data were not centred. Without subtracting the mean, the first direction points "
-        "from the origin towards the middle of the cloud instead of along its widest spread": (
+        "the data were not centred. Without subtracting the mean, the first direction lies "
+        "along the line from the origin through the middle of the cloud instead of along its "
+        "widest spread": (
             X @ Vh_raw[:k].T, "Subtract the mean of each column first: `X - X.mean(dim=0)`."),
         "the directions are right, but they were applied to X instead of the centred X, so "
         "every column is shifted by a constant (its mean is not 0)": (
