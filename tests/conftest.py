@@ -10,6 +10,9 @@ matplotlib.use("Agg")  # tests never open windows
 # Notebook kernels started by this test session (nbval, exercise runs) inherit this: explorers
 # draw static figures instead of widgets that no browser would ever display.
 os.environ.setdefault("SFTLEARN_HEADLESS", "1")
+# Lessons end with a cell of claims (sftlearn.claims): under the tests a claim of the text that
+# the run does not bear out fails the notebook instead of being reported.
+os.environ.setdefault("SFTLEARN_STRICT_CLAIMS", "1")
 
 from sftlearn.check import CheckFailure
 from sftlearn.config import GPTConfig
