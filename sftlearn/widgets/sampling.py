@@ -29,8 +29,8 @@ import torch
 
 from sftlearn import plots
 from sftlearn.generation import filter_logits
-from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
 from sftlearn.validation import check_int
+from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
 
 # (label, temperature, top_k, top_p) for the static table of samples.
 DEFAULT_SETTINGS: tuple[tuple[str, float, int | None, float | None], ...] = (
