@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .validation import check_seed
+
 ENV_DEVICE = "SFTLEARN_DEVICE"
 _KNOWN_KINDS = ("cpu", "cuda", "mps")
 
@@ -141,8 +143,7 @@ def native_bf16(device: torch.device) -> bool:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's random generators (all devices)."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device

@@ -8,6 +8,9 @@ Sizes and counts (layers, batch sizes, ranks, steps) must be real ``int``\\ s:
 - floats are refused even when whole (``2.0``): a size that arrives as a float usually comes
   from ``/`` where ``//`` was meant, and ``range``, ``torch.zeros`` or ``nn.Linear`` would fail
   later with a message that does not name the argument.
+
+Seeds are checked by ``check_seed``: any int, negative too, and a TypeError for anything else
+(``seed=None`` or ``seed="0"`` is a wrong type, not a wrong value).
 """
 
 from __future__ import annotations
@@ -28,3 +31,18 @@ def check_int(name: str, value: object, minimum: int = 1, fix: str = "") -> int:
         got = repr(value) if type(value) is int else f"{value!r} (of type {type(value).__name__})"
         raise ValueError(f"{name} must be {expected}, got {got}." + (f" {fix}" if fix else ""))
     return value
+
+
+def check_seed(seed: object) -> int:
+    """Return ``seed`` if it is an int (not a bool); otherwise raise a TypeError.
+
+    Seeds are plain ints so that they print, compare and hash the same everywhere.
+
+    >>> check_seed(1.0)
+    Traceback (most recent call last):
+    ...
+    TypeError: seed must be an int (got float); pass e.g. seed=0
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int (got {type(seed).__name__}); pass e.g. seed=0")
+    return seed

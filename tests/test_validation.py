@@ -1,4 +1,4 @@
-"""sftlearn.validation.check_int, and the arguments across the package that it now guards."""
+"""sftlearn.validation.check_int and check_seed, and the arguments across the package that they guard."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,9 @@ from sftlearn.config import GPTConfig
 from sftlearn.generation import filter_logits
 from sftlearn.recurrent import causal_conv1d
 from sftlearn.train import TrainConfig
-from sftlearn.validation import check_int
+from sftlearn.device import seed_everything
+from sftlearn.data import sft_examples, story_corpus
+from sftlearn.validation import check_int, check_seed
 
 
 @pytest.mark.parametrize("value, minimum", [(1, 1), (7, 1), (0, 0), (2, 2), (10**12, 1)])
@@ -44,6 +46,27 @@ def test_the_fix_follows_the_problem():
         check_int("LoRA rank r", 0, fix="Typical values are 4, 8 or 16.")
     assert str(info.value) == (
         "LoRA rank r must be a positive int, got 0. Typical values are 4, 8 or 16.")
+
+
+@pytest.mark.parametrize("seed", [0, 7, -1, 2**40])
+def test_check_seed_accepts_any_int_negative_too(seed):
+    assert check_seed(seed) is seed
+
+
+@pytest.mark.parametrize("seed, kind", [(True, "bool"), (1.0, "float"), ("0", "str"), (None, "NoneType"),
+                                        (np.int64(3), "int64")])
+def test_check_seed_refuses_other_types_with_a_type_error(seed, kind):
+    with pytest.raises(TypeError) as info:
+        check_seed(seed)
+    assert str(info.value) == f"seed must be an int (got {kind}); pass e.g. seed=0"
+
+
+@pytest.mark.parametrize("call", [lambda: seed_everything(1.0),
+                                  lambda: sft_examples("train", n_per_family=1, seed=1.0),
+                                  lambda: story_corpus(1, seed=1.0)])
+def test_every_seed_argument_reads_the_same(call):
+    with pytest.raises(TypeError, match=r"^seed must be an int \(got float\); pass e\.g\. seed=0$"):
+        call()
 
 
 # Arguments that were checked less strictly before the shared check: each slip below used to pass

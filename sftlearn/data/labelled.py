@@ -24,9 +24,10 @@ from __future__ import annotations
 import random
 from typing import Callable, TypeVar
 
+from ..validation import check_seed
 from .reviews import labelled_review
 from .sentences import SentencePair, make_pair, tokenize_words
-from .splits import PLAIN_SPLITS, bucket, check_count, check_seed, check_split, in_pretraining_text
+from .splits import PLAIN_SPLITS, bucket, check_count, check_split, in_pretraining_text
 
 ENTITY_TAGS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 DEFAULT_LABELLED_SIZES: dict[str, int] = {"train": 2000, "val": 200, "test": 200}

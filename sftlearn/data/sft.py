@@ -27,7 +27,8 @@ from __future__ import annotations
 import random
 from typing import Iterable
 
-from .splits import SFT_SPLITS, bucket, check_count, check_seed, check_split, content_bucket, in_pretraining_text
+from ..validation import check_seed
+from .splits import SFT_SPLITS, bucket, check_count, check_split, content_bucket, in_pretraining_text
 from .tasks import TASK_FAMILIES, SFTExample, get_family
 
 # Examples per family for each split, when n_per_family is not given.

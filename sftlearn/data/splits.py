@@ -82,8 +82,3 @@ def check_count(n: object, name: str = "n") -> int:
     return n
 
 
-def check_seed(seed: object) -> int:
-    """Seeds are plain ints so that they print, compare and hash the same everywhere."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int (got {type(seed).__name__}); pass e.g. seed=0")
-    return seed

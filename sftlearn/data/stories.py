@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from ..validation import check_seed
 from .lexicon import (
     ACTIONS,
     ANIMALS,
@@ -47,7 +48,7 @@ from .lexicon import (
 )
 from .reviews import two_item_review
 from .sentences import PAIR_TEMPLATE_IDS, make_pair, other_person
-from .splits import PLAIN_SPLITS, bucket, check_count, check_seed, check_split
+from .splits import PLAIN_SPLITS, bucket, check_count, check_split
 
 # Fraction of corpus blocks that are bilingual (English line, Chinese line, ...).
 PARALLEL_FRACTION = 0.125
