@@ -149,6 +149,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block with torch's random generators seeded with ``seed``, then give the caller
+    back the random state it had: code that builds a fixed model inside
+
+    >>> with seeded(0):
+    ...     model = torch.nn.Linear(4, 2)
+
+    always builds the same one, and does not change what the caller's next ``torch.rand``
+    returns (an exercise check or a speed test must not reseed the reader's notebook)."""
+    check_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
+
+
 def enable_fast_math(device: torch.device) -> None:
     """On CUDA, allow TF32 matrix multiplies (fp32 inputs, ~10-bit mantissa products):
     several times faster on Ampere and newer GPUs, accurate enough for training."""

@@ -164,12 +164,13 @@ def _tokens_per_second(preset: str = "tiny", batch: int = 16, length: int = 128)
     import torch
 
     from .config import GPTConfig
+    from .device import seeded
     from .model import GPT
 
-    torch.manual_seed(0)
-    model = GPT(GPTConfig.preset(preset, vocab_size=256))
+    with seeded(0):  # the same model every time, and the caller's random state untouched
+        model = GPT(GPTConfig.preset(preset, vocab_size=256))
+        x = torch.randint(0, 256, (batch, length))  # (B, T) token ids
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randint(0, 256, (batch, length))  # (B, T) token ids
     timings = []
     for _ in range(4):
         start = time.perf_counter()

@@ -151,6 +151,19 @@ def test_check_answers_wrong_input_plainly(check_id, check, answer_id, answer, c
         assert "ZeroDivisionError" in text, text  # the student's own error is named
 
 
+@pytest.mark.parametrize("answer", [raises_not_implemented, returns_wrong_shape], ids=["stub", "wrong"])
+@pytest.mark.parametrize("check_id, check", CHECKS, ids=[c for c, _ in CHECKS])
+def test_a_check_leaves_the_notebooks_random_state_alone(check_id, check, answer, capsys, monkeypatch):
+    """A check builds its fixed models and inputs from its own seeds; the student's next
+    ``torch.rand`` must not depend on whether a check ran before it."""
+    monkeypatch.delenv("SFTLEARN_GRADING", raising=False)
+    torch.manual_seed(1234)
+    expected_next = torch.rand(4)
+    torch.manual_seed(1234)
+    outcome(check, answer, capsys)
+    assert torch.equal(torch.rand(4), expected_next), f"{check_id} reseeded torch's global generator"
+
+
 @pytest.mark.parametrize("check_id, check", CHECKS, ids=[c for c, _ in CHECKS])
 def test_unfinished_exercise_fails_plainly_when_grading(check_id, check, capsys, monkeypatch):
     """Under an autograder (SFTLEARN_GRADING=1) a stub is a failure, still without a traceback."""

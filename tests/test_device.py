@@ -92,6 +92,35 @@ def test_seed_everything_repeats_all_generators():
         dev.seed_everything("7")
 
 
+def test_seeded_builds_the_same_model_and_gives_the_random_state_back():
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    with dev.seeded(0):
+        first = torch.nn.Linear(4, 2).weight.detach().clone()
+    with dev.seeded(0):
+        second = torch.nn.Linear(4, 2).weight.detach().clone()
+    assert torch.equal(first, second)
+    torch.manual_seed(0)
+    assert torch.equal(first, torch.nn.Linear(4, 2).weight.detach())  # exactly manual_seed(0)
+    torch.manual_seed(123)
+    with dev.seeded(0):
+        pass
+    assert torch.equal(torch.rand(3), expected_next)
+
+
+def test_seeded_gives_the_state_back_when_the_block_fails():
+    torch.manual_seed(5)
+    expected_next = torch.rand(2)
+    torch.manual_seed(5)
+    with pytest.raises(RuntimeError, match="boom"), dev.seeded(1):
+        torch.rand(10)
+        raise RuntimeError("boom")
+    assert torch.equal(torch.rand(2), expected_next)
+    with pytest.raises(TypeError, match="seed must be an int"), dev.seeded(1.5):
+        pass
+
+
 def test_peaks_are_found_by_whole_words_of_the_device_name():
     assert peak_for_name("NVIDIA H100 80GB HBM3", "bf16") == 989e12  # SXM
     assert peak_for_name("NVIDIA H100 PCIe", "bf16") == 756e12

@@ -26,6 +26,7 @@ import torch
 
 from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
                                   short_repr)
+from sftlearn.device import seeded
 
 # ------------------------------------------------------------------- reference versions
 
@@ -476,9 +477,9 @@ def _attention_module(n_embd: int, n_head: int, seed: int):
     from sftlearn.attention import CausalSelfAttention
     from sftlearn.config import GPTConfig
 
-    torch.manual_seed(seed)
     config = GPTConfig(vocab_size=16, block_size=16, n_layer=1, n_head=n_head, n_embd=n_embd, attention="math")
-    attn = CausalSelfAttention(config).eval()
+    with seeded(seed):
+        attn = CausalSelfAttention(config).eval()
     # Larger random weights than GPT's initialisation, so that every mistake shows clearly.
     with torch.no_grad():
         for p in attn.parameters():

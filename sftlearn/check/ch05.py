@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from sftlearn.check._core import CheckFailure, call_student, checker, compare_arrays, short_repr
+from sftlearn.device import seeded
 from sftlearn.optim import adam_step, adamw_step, momentum_step
 
 # ------------------------------------------------------------------ numerical gradient
@@ -523,11 +524,11 @@ def _train_problem(kind: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tens
     g = torch.Generator().manual_seed(5)
     x = torch.randn(8, 5, generator=g)
     y = torch.randint(0, 3, (8,), generator=g)
-    torch.manual_seed(5)
-    if kind == "linear":
-        model: torch.nn.Module = torch.nn.Linear(5, 3)
-    else:
-        model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    with seeded(5):
+        if kind == "linear":
+            model: torch.nn.Module = torch.nn.Linear(5, 3)
+        else:
+            model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
     return model, x, y
 
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
                                   same_on_every_case, short_repr)
 from sftlearn.config import GPTConfig
+from sftlearn.device import seeded
 from sftlearn.model import Block
 
 IGNORE_INDEX = -100  # the label that cross-entropy skips
@@ -153,9 +154,8 @@ def check_layer_norm(layer_norm: Any) -> str:
 def _random_block(n_embd: int, n_head: int, seed: int) -> Block:
     """A package block with every weight random (layer norms too, so that where they sit
     changes the output)."""
-    torch.manual_seed(seed)
-    block = Block(GPTConfig(vocab_size=16, block_size=16, n_layer=1, n_head=n_head, n_embd=n_embd))
-    with torch.no_grad():
+    with seeded(seed), torch.no_grad():
+        block = Block(GPTConfig(vocab_size=16, block_size=16, n_layer=1, n_head=n_head, n_embd=n_embd))
         for name, param in block.named_parameters():
             if name.startswith("ln_") and name.endswith("weight"):
                 param.copy_(torch.rand_like(param) + 0.5)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
                                   short_repr)
 from sftlearn.config import GPTConfig
+from sftlearn.device import seeded
 from sftlearn.model import GPT
 
 # ----------------------------------------------------------------------------- LoRA forward
@@ -126,8 +127,8 @@ FREEZE_CONFIG = GPTConfig(vocab_size=20, block_size=16, n_layer=3, n_head=2, n_e
 
 
 def _fresh_model() -> GPT:
-    torch.manual_seed(0)
-    return GPT(FREEZE_CONFIG)
+    with seeded(0):
+        return GPT(FREEZE_CONFIG)
 
 
 def _block_names(model: GPT, blocks: range) -> set[str]:
@@ -231,14 +232,14 @@ def _memory_models() -> list[tuple[str, torch.nn.Module]]:
     from sftlearn.lora import attach_lora
 
     config = GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=16)
-    torch.manual_seed(0)
-    full = GPT(config)
-    last = GPT(config)
-    freeze_all_but(last, last_blocks=1)
-    lora = GPT(config)
-    attach_lora(lora, r=2, alpha=4, target_modules=["c_attn"])
-    wide = GPT(config).double()  # 8-byte numbers: the bytes per number must come from the model
-    attach_lora(wide, r=1, alpha=2, target_modules=["c_fc"])
+    with seeded(0):
+        full = GPT(config)
+        last = GPT(config)
+        freeze_all_but(last, last_blocks=1)
+        lora = GPT(config)
+        attach_lora(lora, r=2, alpha=4, target_modules=["c_attn"])
+        wide = GPT(config).double()  # 8-byte numbers: the bytes per number must come from the model
+        attach_lora(wide, r=1, alpha=2, target_modules=["c_fc"])
     return [("a fully trainable GPT", full), ("a GPT with only its last block trainable", last),
             ("a GPT with LoRA (r = 2) on c_attn", lora),
             ("a float64 GPT with LoRA (r = 1) on c_fc", wide)]

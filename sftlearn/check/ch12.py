@@ -32,6 +32,7 @@ from sftlearn.check._core import (
     python_number,
     short_repr,
 )
+from sftlearn.device import seeded
 
 # ------------------------------------------------------------------- reference versions
 
@@ -237,8 +238,8 @@ ACCUM_CASES: list[tuple[int, ...]] = [(4, 4, 4, 4), (3, 1, 6), (8,)]
 
 
 def _accum_model(seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Linear(FEATURES, CLASSES).double()
+    with seeded(seed):
+        return torch.nn.Linear(FEATURES, CLASSES).double()
 
 
 def _micro_batches(sizes: tuple[int, ...], seed: int):

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from sftlearn.check._core import CheckFailure, call_student, checker, compare_arrays, expect, short_repr
+from sftlearn.device import seeded
 from sftlearn.gan import discriminator_loss, generator_loss, mlp, straight_through_sample
 
 # --------------------------------------------------------------------------------- inputs
@@ -232,8 +233,7 @@ _STEP_MISTAKES: dict[str, tuple[dict[str, bool], str]] = {
 
 
 def _players(seed: int):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         generator, discriminator = mlp(2, 8, 2), mlp(2, 8, 1)
     return generator, discriminator
 
