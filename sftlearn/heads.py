@@ -56,7 +56,9 @@ class _Head(nn.Module):
         self.body = body
         self.num_labels = num_labels
         self.dropout = nn.Dropout(dropout)
-        self.score = nn.Linear(body.config.n_embd, num_labels)
+        # On the body's device and in its dtype, so a head on a bf16 or GPU body works at once.
+        embedding = body.transformer.wte.weight
+        self.score = nn.Linear(body.config.n_embd, num_labels, device=embedding.device, dtype=embedding.dtype)
         # Small random scores at the start, like the body's own layers: no class is favoured.
         nn.init.normal_(self.score.weight, mean=0.0, std=0.02)
         nn.init.zeros_(self.score.bias)

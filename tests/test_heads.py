@@ -221,3 +221,33 @@ def test_encode_bad_input():
     assert encode_classification(tok, [("ab c", 1)], max_len=4) == expected
     with pytest.raises(ValueError, match=r"one example's predictions \(T,\)"):
         word_tags(torch.zeros(2, 3, dtype=torch.long), [0], ["O"])
+
+
+# ----------------------------------------------------------------- the body's dtype and device
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("head_class", [SequenceClassifier, TokenClassifier])
+def test_a_head_takes_the_bodys_dtype(head_class, dtype):
+    body = small_body().to(dtype)
+    head = head_class(body, num_labels=3)
+    assert head.score.weight.dtype == dtype and head.score.bias.dtype == dtype
+    ids, mask = pad(ragged_ids())
+    predicted = head.predict(ids, mask)  # ran before: "mat1 and mat2 must have the same dtype"
+    assert predicted.dtype == torch.long and int(predicted.max()) < 3
+
+
+def test_a_float32_head_is_initialised_as_before():
+    # The dtype and device go to nn.Linear, which draws the same numbers: a float32 head on a
+    # CPU body is exactly the one the lessons were run with.
+    head = SequenceClassifier(small_body(), num_labels=2)
+    small_body()  # the same seed and the same draws up to the head
+    reference = torch.nn.Linear(32, 2)
+    torch.nn.init.normal_(reference.weight, mean=0.0, std=0.02)
+    assert torch.equal(head.score.weight, reference.weight)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_head_on_a_gpu_body_is_on_the_gpu():
+    head = TokenClassifier(small_body().cuda(), num_labels=3)
+    assert head.score.weight.device.type == "cuda"
