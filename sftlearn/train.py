@@ -250,6 +250,15 @@ class Trainer:
             )
         if val_data is not None and len(val_data) == 0:
             raise ValueError("The validation set is empty; pass val_data=None to skip validation.")
+        if self.config.checkpoint_dir and not hasattr(getattr(model, "config", None), "to_dict"):
+            # A checkpoint records the model's config, so that resuming can rebuild and check
+            # it; without one the first save would fail after all the training steps.
+            raise ValueError(
+                f"checkpoint_dir is set, but a {type(model).__name__} has no .config (a GPTConfig) "
+                f"to save with its checkpoints. Train a sftlearn GPT (or a task head on one) to "
+                f"checkpoint it, or leave checkpoint_dir unset and save the weights yourself "
+                f"with torch.save(model.state_dict(), path)."
+            )
         self.model = model
         self.train_data = train_data
         self.val_data = val_data

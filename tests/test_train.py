@@ -324,6 +324,29 @@ def test_frozen_model_is_refused():
         make_trainer(model, cyclic_blocks(), max_steps=2)
 
 
+class Bigram(torch.nn.Module):
+    """A model with the Trainer's interface ((logits, loss) from ids and targets) and no config."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = torch.nn.Embedding(VOCAB, VOCAB)
+
+    def forward(self, input_ids, targets=None, attention_mask=None):
+        logits = self.table(input_ids)  # (B, T, V)
+        loss = None if targets is None else torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return logits, loss
+
+
+def test_a_model_without_a_config_trains_but_is_not_checkpointed(tmp_path):
+    history = make_trainer(Bigram(), cyclic_blocks(), max_steps=3, batch_size=4, log_interval=1).fit()
+    assert len(history.train_loss) == 3
+    # Refused before the first step, not after the last one (where saving would fail).
+    with pytest.raises(ValueError, match="a Bigram has no .config.*leave checkpoint_dir unset"):
+        make_trainer(Bigram(), cyclic_blocks(), max_steps=3, batch_size=4, checkpoint_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unavailable_device_is_refused():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
