@@ -116,6 +116,13 @@ class GPT(nn.Module):
                 f"input_ids must have shape (batch, time), got {tuple(input_ids.shape)}; "
                 f"for a single sequence use ids[None, :] (or .unsqueeze(0))."
             )
+        if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+            # Nothing to predict from: the reshapes inside attention would fail without naming it.
+            raise ValueError(
+                f"input_ids has shape {tuple(input_ids.shape)}: the model needs at least one "
+                f"sequence of at least one token. Check the batch is not empty; to generate "
+                f"from nothing, start the prompt with one token (a newline, say)."
+            )
         if input_ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(
                 f"input_ids must hold integer ids, got dtype {input_ids.dtype}; convert them "

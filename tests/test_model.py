@@ -254,6 +254,19 @@ def test_wrong_input_types_and_shapes(micro_model):
         micro_model(torch.zeros(1, 3, dtype=torch.long), targets=torch.zeros(1, 4, dtype=torch.long))
 
 
+@pytest.mark.parametrize("shape", [(1, 0), (0, 4), (0, 0)])
+@pytest.mark.parametrize("attention", ["fused", "math"])
+def test_an_empty_batch_or_sequence_is_refused_plainly(shape, attention):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.preset("micro", vocab_size=VOCAB, block_size=64, attention=attention))
+    empty = torch.zeros(shape, dtype=torch.long)
+    message = rf"input_ids has shape \({shape[0]}, {shape[1]}\): the model needs at least one sequence"
+    with pytest.raises(ValueError, match=message):
+        model(empty)
+    with pytest.raises(ValueError, match=message):
+        model.generate(empty, 3)
+
+
 def test_gpt_needs_a_config():
     with pytest.raises(TypeError, match="GPTConfig"):
         GPT({"n_layer": 2})
