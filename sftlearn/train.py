@@ -291,10 +291,10 @@ class Trainer:
         self._step_start: tuple | None = None  # set while a step is in progress
         self._saved_step: int | None = None  # the step of the last checkpoint written
         self._peak = peak_flops(self.device, self.precision.name)
-        # Steps since the last log: summed loss (a device tensor: no sync per step), targets and
-        # tokens. The first two are part of a checkpoint, so a resumed run logs the same
-        # averages as an uninterrupted one.
-        self._window = (torch.zeros((), device=self.device), 0, 0)
+        # Steps since the last log: summed loss (a device tensor: no sync per step), targets,
+        # tokens and tokens x sequence length (see train_step). The first two are part of a
+        # checkpoint, so a resumed run logs the same averages as an uninterrupted one.
+        self._window = (torch.zeros((), device=self.device), 0, 0, 0)
 
     # ------------------------------------------------------------------- data
     def _epoch_order(self) -> torch.Tensor:
@@ -338,8 +338,11 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     # ------------------------------------------------------------------- steps
-    def train_step(self) -> tuple[torch.Tensor, int, int]:
-        """One optimizer step. Returns (sum of token losses as a tensor, target tokens, tokens)."""
+    def train_step(self) -> tuple[torch.Tensor, int, int, int]:
+        """One optimizer step. Returns (sum of token losses as a tensor, target tokens, tokens,
+        the sum over the step's batches of tokens x sequence length). The last divided by
+        tokens is the step's mean sequence length, weighted by tokens: the length that
+        attention's cost per token (and so MFU) depends on, shorter than the context in SFT."""
         cfg = self.config
         lr = cfg.lr_at(self.step)
         for group in self.optimizer.param_groups:
@@ -351,8 +354,9 @@ class Trainer:
         micro = [self._next_batch() for _ in range(cfg.grad_accum_steps)]
         counts = [count_targets(b) for b in micro]
         # The step's targets and tokens over all processes (a small host-side sum under torchrun).
-        total, tokens = distributed.sum_over_ranks(
-            [sum(counts), sum(b["input_ids"].numel() for b in micro)])
+        total, tokens, token_lengths = distributed.sum_over_ranks(
+            [sum(counts), sum(b["input_ids"].numel() for b in micro),
+             sum(b["input_ids"].numel() * b["input_ids"].shape[1] for b in micro)])
         if total == 0:
             self.epoch, self.batch_in_epoch, self._order = position
             raise ValueError(
@@ -404,7 +408,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self._step_start = None
-        return loss_sum, total, tokens
+        return loss_sum, total, tokens, token_lengths
 
     def _diverged(self, loss: torch.Tensor) -> None:
         last = self.history.train_loss[-1] if self.history.train_loss else None
@@ -452,15 +456,13 @@ class Trainer:
         window_start = time.perf_counter()
         try:
             while self.step < cfg.max_steps and not self.should_stop:
-                loss_sum, count, tokens = self.train_step()
-                window_loss, window_count, window_tokens = self._window
-                self._window = (window_loss + loss_sum, window_count + count,
-                                window_tokens + tokens)
+                step = self.train_step()
+                self._window = tuple(total + new for total, new in zip(self._window, step))
                 bar.update(1)
                 last_step = self.step == cfg.max_steps
                 if self.step % cfg.log_interval == 0 or last_step:
                     self._log(bar, *self._window, window_start)
-                    self._window = (torch.zeros((), device=self.device), 0, 0)
+                    self._window = (torch.zeros((), device=self.device), 0, 0, 0)
                     window_start = time.perf_counter()
                 if self.val_data is not None and (
                     (cfg.eval_interval and self.step % cfg.eval_interval == 0) or last_step
@@ -486,7 +488,8 @@ class Trainer:
             cb.on_train_end(self)
         return self.history
 
-    def _log(self, bar, window_loss, window_count, window_tokens, window_start) -> None:
+    def _log(self, bar, window_loss, window_count, window_tokens, window_token_lengths,
+             window_start) -> None:
         mean_loss = float(window_loss) / max(window_count, 1)  # the one host sync per log
         if not math.isfinite(mean_loss):
             self._diverged(torch.tensor(mean_loss))
@@ -500,7 +503,8 @@ class Trainer:
         logs = {"step": self.step, "loss": mean_loss, "lr": lr, "tokens_per_sec": tok_s}
         postfix = {"loss": f"{mean_loss:.3f}", "tok/s": f"{tok_s:,.0f}"}
         if self._peak and hasattr(self.model, "flops_per_token"):
-            value = mfu(tok_s, self.model.flops_per_token(), self._peak)
+            seq_len = window_token_lengths / max(window_tokens, 1)  # mean, weighted by tokens
+            value = mfu(tok_s, self.model.flops_per_token(seq_len), self._peak)
             logs["mfu"] = value
             postfix["mfu"] = f"{100 * value:.1f}%"
         if self.history.val_loss:
@@ -628,7 +632,7 @@ class Trainer:
                             if best is not None else None)
         loss, count = state.get("log_window", [0.0, 0])
         # tokens restart at 0: they only measure speed, over the time since this resume
-        self._window = (torch.tensor(loss, device=self.device), count, 0)
+        self._window = (torch.tensor(loss, device=self.device), count, 0, 0)
         self.history = History.from_dict(state["history"])
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(_lists_to_python_rng(state["rng"]["python"]))

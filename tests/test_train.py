@@ -177,6 +177,29 @@ def test_callbacks_see_logs_and_can_stop_training():
     assert trainer.step == 5
 
 
+def test_mfu_counts_attention_at_the_batches_own_lengths():
+    # MFU is logged where the peak is known (GPUs). Given a peak on the CPU, one window of a
+    # batch of 4 x 32 tokens and one of 4 x 8 must use their token-weighted mean length,
+    # (128 * 32 + 32 * 8) / 160 = 27.2, not the context's 64.
+    logs = []
+
+    class Record(Callback):
+        def on_log(self, trainer, entry):
+            logs.append(entry)
+
+    data = cyclic_blocks(4, block=32) + cyclic_blocks(4, block=8)
+    model = fresh_model()
+    trainer = Trainer(model, data, config=TrainConfig(
+        max_steps=2, batch_size=4, shuffle=False, log_interval=2, progress=False),
+        collate_fn=stack_collate, callbacks=[Record()])
+    trainer._peak = 1e12
+    trainer.fit()
+    (entry,) = logs
+    expected = entry["tokens_per_sec"] * model.flops_per_token(27.2) / 1e12
+    assert entry["mfu"] == pytest.approx(expected, rel=1e-12)
+    assert model.flops_per_token(27.2) < model.flops_per_token()  # the context would overstate it
+
+
 def test_history_plot_draws_train_and_validation_curves():
     trainer = make_trainer(fresh_model(), cyclic_blocks(), cyclic_blocks(4, seed=2),
                            max_steps=20, batch_size=8, eval_interval=10, log_interval=5)
