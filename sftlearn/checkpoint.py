@@ -3,7 +3,7 @@
 Two rules:
 
 1. **Atomic writes.** A file is written under a temporary name and then renamed over the final
-   name (``os.replace`` is atomic on one file system). A crash mid-write leaves the old file
+   name (``os.replace`` is atomic on one file system; see ``sftlearn.files``). A crash mid-write leaves the old file
    intact, never a half-written one. A training checkpoint is a folder; the folder is written
    in full under a temporary name, renamed, and only then does ``latest.json`` point at it.
 2. **No code on load.** Weights are stored as safetensors (plain tensors, nothing executable);
@@ -21,18 +21,17 @@ Layout of a saved model folder::
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import GPTConfig
+from .files import atomic_write, atomic_write_dir
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -42,23 +41,7 @@ LATEST_FILE = "latest.json"
 FORMAT = "sftlearn-gpt"
 
 
-# --------------------------------------------------------------------- atomic files
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and then move the result to ``path`` in one atomic step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
+# --------------------------------------------------------------------- JSON files
 def write_json(path: str | Path, data: Any) -> Path:
     text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -242,32 +225,15 @@ def save_training_checkpoint(
     are deleted after the new one is in place.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=directory))
-    try:
+
+    def write(tmp: Path) -> None:
         save_model(model, tmp)
         atomic_write(tmp / STATE_FILE, lambda f: torch.save(state, f))
-        final = directory / name
-        aside = directory / f".{name}.previous"
-        if final.exists():
-            # The same step saved again (e.g. at the end of training, just after a periodic
-            # save), and latest.json may point at it. Move the old copy aside rather than
-            # deleting it, so a failure before the new copy is in place can put it back.
-            if aside.exists():
-                shutil.rmtree(aside)
-            os.replace(final, aside)
-        try:
-            os.replace(tmp, final)
-        except BaseException:
-            if aside.exists() and not final.exists():
-                os.replace(aside, final)
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    if aside.exists():
-        shutil.rmtree(aside)
+
+    # The same step may be saved again (at the end of training, just after a periodic save)
+    # while latest.json points at it: atomic_write_dir keeps the old copy until the new one is in.
+    final = atomic_write_dir(directory / name, write)
     write_json(directory / LATEST_FILE, {"checkpoint": name, "step": step})
     old = sorted(p for p in directory.glob("step-*") if p.is_dir() and p.name != name)
     for stale in old[: max(len(old) - (keep - 1), 0)]:

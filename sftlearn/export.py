@@ -43,7 +43,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import CONFIG_FILE, MODEL_FILE, atomic_write, read_json, write_json
+from .checkpoint import CONFIG_FILE, MODEL_FILE, read_json, write_json
+from .files import atomic_write
 from .config import GPTConfig
 from .model import GPT
 

@@ -44,7 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import atomic_write, read_format_json, write_json
+from .checkpoint import read_format_json, write_json
+from .files import atomic_write
 from .freeze import parameter_report
 from .validation import check_int
 

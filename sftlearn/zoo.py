@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import __version__, distributed
 from .checkpoint import load_model, load_tokenizer_from, save_model, write_json
 from .config import GPTConfig
+from .files import atomic_write_dir
 from .train import TrainConfig, Trainer
 
 ENV_CACHE = "SFTLEARN_CACHE"
@@ -164,30 +163,14 @@ def base_model(name: str = "tiny-base", rebuild: bool = False, progress: bool = 
 def store(name: str, model, tokenizer, history=None) -> Path:
     """Cache ``model`` as the zoo's ``name``: what chapter 08 does with the model it trains by
     following the recipe, so that later chapters load it instead of training their own."""
-    path = cached_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Save into a temporary folder, then rename: another process never sees half a model.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    # A folder cannot be renamed over a non-empty one: the previous model is moved aside first,
-    # so the name points to a complete model at every moment but one rename apart.
-    previous = tmp.with_name(tmp.name + ".old")
-    try:
+
+    def write(tmp: Path) -> None:
         save_model(model, tmp, tokenizer)
         if history is not None:
             write_json(tmp / "history.json", history.to_dict())
-        if path.exists():
-            os.replace(path, previous)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            if previous.exists():
-                os.replace(previous, path)  # the new model did not arrive: keep the old one
-            raise
-    finally:
-        for leftover in (tmp, previous):
-            if leftover.exists():
-                shutil.rmtree(leftover)
-    return path
+
+    # Another process (a second notebook) never sees half a model, nor a missing one.
+    return atomic_write_dir(cached_path(name), write)
 
 
 def cached_history(name: str = "tiny-base"):

@@ -437,10 +437,10 @@ def test_saving_the_same_step_again_and_failing_keeps_the_first_copy(tmp_path, m
                 raise WriterFailure("interrupted while renaming the new checkpoint into place")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "replace", failing_rename)
+    monkeypatch.setattr(os, "replace", failing_rename)
     with pytest.raises(WriterFailure):
         ckpt.save_training_checkpoint(tmp_path, 10, model, {"step": 10})
-    monkeypatch.setattr(ckpt.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert_intact(tmp_path, 10, model)
 
 

@@ -87,7 +87,7 @@ def test_a_failed_final_rename_puts_the_previous_model_back(quick_zoo, monkeypat
     real_replace = zoo.os.replace
 
     def replace_failing_into_place(src, dst):
-        if Path(dst) == zoo.cached_path("quick-base") and not Path(src).name.endswith(".old"):
+        if Path(dst) == zoo.cached_path("quick-base") and not Path(src).name.endswith(".previous"):
             raise OSError("rename failed")  # the new folder moving to the cache name
         real_replace(src, dst)
 

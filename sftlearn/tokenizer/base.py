@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Sequence
+
+from ..files import atomic_write
 
 # The special tokens, in id order. Their ids are their positions: <|pad|> is 0, <|bos|> is 1 ...
 SPECIAL_TOKENS: list[str] = [
@@ -273,21 +274,10 @@ class Tokenizer:
         The file is written to a temporary name and then renamed, so an interrupted save never
         leaves a half-written file behind.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {"type": self.type_name, "version": FORMAT_VERSION,
                 "special_tokens": SPECIAL_TOKENS, **self.to_dict()}
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":

@@ -1,0 +1,66 @@
+"""Writing files and folders so that a reader never finds half of one.
+
+A save can be interrupted at any moment: Ctrl-C, a notebook's stop button, a full disk, a
+crash. Writing straight into ``model.safetensors`` would then leave a damaged file under the
+right name, and the next load would fail (or, worse, load garbage). Both functions here write
+under a temporary name in the same folder and then *rename*, which the operating system does
+in one step: the name points at the old complete thing or at the new complete thing, never
+at a part. Everything that sftlearn saves (models, checkpoints, tokenizers, LoRA adapters,
+the zoo's cache) goes through them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and then move the result to ``path`` in one atomic step.
+
+    >>> atomic_write(folder / "note.txt", lambda tmp: tmp.write_text("hello"))  # doctest: +SKIP
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_folder)`` to fill a new folder, then put it at ``path``, replacing
+    any folder already there.
+
+    A folder cannot be renamed over a non-empty one, so the previous folder is first moved
+    aside, and put back if the new one does not arrive: ``path`` holds a complete folder at
+    every moment but the instant between two renames.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    aside = tmp.with_name(tmp.name + ".previous")
+    try:
+        write(tmp)
+        if path.exists():
+            os.replace(path, aside)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if aside.exists() and not path.exists():
+                os.replace(aside, path)  # the new folder did not arrive: keep the old one
+            raise
+    finally:
+        for leftover in (tmp, aside):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+    return path
