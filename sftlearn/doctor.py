@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIN_PYTHON = (3, 10)
-MIN_TORCH = (2, 3)
+MIN_TORCH = (2, 4)  # the Trainer's fused AdamW runs on CPUs from torch 2.4 on
 INSTALL = 'pip install -e ".[dev]"'  # the README's set-up command, run in the course folder
 # ipywidgets (in the kernel) and jupyterlab_widgets (in JupyterLab) talk a protocol that
 # changed between major versions: ipywidgets 8 needs jupyterlab_widgets 3, ipywidgets 7 needs 1.
@@ -91,8 +91,8 @@ def check_torch() -> Finding:
     if _version_tuple(torch.__version__) < MIN_TORCH:
         return Finding(
             False,
-            f"PyTorch {torch.__version__} is older than 2.3",
-            "upgrade: pip install -U 'torch>=2.3'",
+            f"PyTorch {torch.__version__} is older than {'.'.join(map(str, MIN_TORCH))}",
+            f"upgrade: pip install -U 'torch>={'.'.join(map(str, MIN_TORCH))}'",
         )
     return Finding(True, f"PyTorch {torch.__version__}")
 

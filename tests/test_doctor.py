@@ -47,11 +47,11 @@ def test_missing_torch_points_at_the_install_command(monkeypatch):
 
 
 def test_old_torch_is_named_with_its_version(monkeypatch):
-    monkeypatch.setattr(torch, "__version__", "2.2.2+cu121")
+    monkeypatch.setattr(torch, "__version__", "2.3.1+cu121")  # no fused AdamW on the CPU
     finding = doctor.check_torch()
-    assert finding.what == "PyTorch 2.2.2+cu121 is older than 2.3"
-    assert finding.fix == "upgrade: pip install -U 'torch>=2.3'"
-    monkeypatch.setattr(torch, "__version__", "2.3.0")
+    assert finding.what == "PyTorch 2.3.1+cu121 is older than 2.4"
+    assert finding.fix == "upgrade: pip install -U 'torch>=2.4'"
+    monkeypatch.setattr(torch, "__version__", "2.4.0")
     assert doctor.check_torch().ok is True
 
 
@@ -325,7 +325,7 @@ def test_every_problem_comes_with_a_fix(broken_machine):
     problems = [f for f in findings if f.ok is False]
     assert [f.what.split(" ")[0] for f in problems] == ["PyTorch", "'jupyter'", "Jupyter's", "the"]
     assert all(f.fix for f in problems)
-    assert not any(f.what.startswith("device:") for f in findings)  # skipped without torch 2.3
+    assert not any(f.what.startswith("device:") for f in findings)  # skipped without torch 2.4
     text = doctor.report(findings)
     assert text.endswith("4 problem(s) to fix before the course runs smoothly.")
     assert text.count("\n    fix: ") == 5  # the four problems and the headless note
