@@ -189,6 +189,18 @@ def _check_shape(msgs: list[Mapping[str, str]], add_generation_prompt: bool) -> 
         )
 
 
+def check_chat_tokens(tokenizer: Tokenizer) -> None:
+    """Raise a ValueError naming the chat template's special tokens that ``tokenizer`` lacks."""
+    needed = ("bos_id", "eos_id", "user_id", "assistant_id", "end_id")
+    missing = [name for name in needed if getattr(tokenizer, name, None) is None]
+    if missing:
+        raise ValueError(
+            f"{type(tokenizer).__name__} has no {', '.join(missing)}: the chat template needs "
+            "the special tokens <|bos|>, <|eos|>, <|user|>, <|assistant|>, <|end|>; use a "
+            "tokenizer from sftlearn.tokenizer"
+        )
+
+
 def render_conversation(
     tokenizer: Tokenizer,
     messages: Any,
@@ -211,14 +223,7 @@ def render_conversation(
     """
     msgs = _message_list(messages)
     _check_shape(msgs, add_generation_prompt)
-    needed = ("bos_id", "eos_id", "user_id", "assistant_id", "end_id")
-    missing = [name for name in needed if getattr(tokenizer, name, None) is None]
-    if missing:
-        raise ValueError(
-            f"{type(tokenizer).__name__} has no {', '.join(missing)}: the chat template needs "
-            "the special tokens <|bos|>, <|eos|>, <|user|>, <|assistant|>, <|end|>; use a "
-            "tokenizer from sftlearn.tokenizer"
-        )
+    check_chat_tokens(tokenizer)
     role_ids = {"user": tokenizer.user_id, "assistant": tokenizer.assistant_id}
 
     ids: list[int] = [tokenizer.bos_id]
@@ -315,6 +320,18 @@ class SFTDataset(Dataset):
 # ----- batching -----------------------------------------------------------------------------
 
 
+def pad_right(rows: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of different lengths as one (B, T) tensor of ids, filled on the right with
+    ``value``, and its attention mask (B, T): 1 for the rows' own entries, 0 for the filling."""
+    lengths = torch.tensor([len(row) for row in rows])  # (B,)
+    T = int(lengths.max())
+    padded = torch.full((len(rows), T), value, dtype=torch.long)  # (B, T)
+    for b, row in enumerate(rows):
+        padded[b, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).long()  # (B, T)
+    return padded, mask
+
+
 def collate(batch: Sequence[Mapping[str, Any]], pad_id: int = 0) -> dict[str, torch.Tensor]:
     """Stack items of different lengths into one batch, padding on the right.
 
@@ -333,17 +350,9 @@ def collate(batch: Sequence[Mapping[str, Any]], pad_id: int = 0) -> dict[str, to
                 f"batch item {k} has {len(item['input_ids'])} input_ids but "
                 f"{len(item['targets'])} targets: targets must already be shifted to match"
             )
-    B = len(batch)
-    T = max(len(item["input_ids"]) for item in batch)
-    input_ids = torch.full((B, T), pad_id, dtype=torch.long)  # (B, T)
-    targets = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)  # (B, T)
-    attention_mask = torch.zeros((B, T), dtype=torch.long)  # (B, T)
-    for b, item in enumerate(batch):
-        L = len(item["input_ids"])
-        input_ids[b, :L] = torch.as_tensor(item["input_ids"], dtype=torch.long)
-        targets[b, :L] = torch.as_tensor(item["targets"], dtype=torch.long)
-        attention_mask[b, :L] = 1
-    if all(len(item["input_ids"]) == T for item in batch):
+    input_ids, attention_mask = pad_right([item["input_ids"] for item in batch], pad_id)  # (B, T)
+    targets, _ = pad_right([item["targets"] for item in batch], IGNORE_INDEX)  # (B, T)
+    if bool(attention_mask.all()):
         # Nothing was padded (e.g. LM blocks): leave the mask out, so attention can use its
         # plain causal kernel (flash attention on GPUs) instead of an explicit mask.
         return {"input_ids": input_ids, "targets": targets}

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .datasets import pad_right
 from .model import GPT, IGNORE_INDEX
 from .validation import check_int
 
@@ -216,13 +217,7 @@ def collate_classification(
             )
         if len(item["input_ids"]) == 0:
             raise ValueError(f"batch item {k} has no tokens; drop empty texts first")
-    T = max(len(item["input_ids"]) for item in items)
-    input_ids = torch.full((len(items), T), pad_id, dtype=torch.long)  # (B, T)
-    attention_mask = torch.zeros((len(items), T), dtype=torch.long)  # (B, T)
-    for b, item in enumerate(items):
-        L = len(item["input_ids"])
-        input_ids[b, :L] = torch.as_tensor(item["input_ids"], dtype=torch.long)
-        attention_mask[b, :L] = 1
+    input_ids, attention_mask = pad_right([item["input_ids"] for item in items], pad_id)  # (B, T)
     targets = torch.as_tensor([int(item["label"]) for item in items], dtype=torch.long)  # (B,)
     return {"input_ids": input_ids, "targets": targets, "attention_mask": attention_mask}
 

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from .datasets import Collator, SFTDataset, _message_list, render_conversation
+from .datasets import Collator, SFTDataset, _message_list, check_chat_tokens, render_conversation
 from .train import TrainConfig, Trainer, evaluate_loss, targets_only_loss
 
 # The special tokens of the chat template, for reference (the tokenizer owns their ids).
@@ -37,13 +37,9 @@ CHAT_TOKENS = {
 
 
 def _check_chat_vocabulary(model, tokenizer) -> None:
-    """The model must be able to read and write every id the tokenizer produces."""
-    for name in ("user_id", "assistant_id", "end_id", "bos_id", "eos_id"):
-        if getattr(tokenizer, name, None) is None:
-            raise ValueError(
-                f"The tokenizer has no {name[:-3]} token, so it cannot render chats. "
-                f"Use a tokenizer from sftlearn.tokenizer (they all carry the chat tokens)."
-            )
+    """The tokenizer must have the chat tokens, and the model must be able to read and write
+    every id the tokenizer produces."""
+    check_chat_tokens(tokenizer)
     if tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(
             f"The tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary has "

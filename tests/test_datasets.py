@@ -16,6 +16,7 @@ from sftlearn.datasets import (
     SFTDataset,
     collate,
     lm_datasets_from_text,
+    pad_right,
     render_chat,
     render_conversation,
     show_trained_tokens,
@@ -322,3 +323,10 @@ def test_trained_tokens_html():
 def test_show_trained_tokens_custom_markers():
     ids, mask = render_conversation(TOK, [user("a"), assistant("b")])
     assert show_trained_tokens(TOK, ids, mask, left="{", right="}").endswith("{b<|end|>}<|eos|>")
+
+
+def test_pad_right_fills_each_row_and_marks_its_own_entries():
+    padded, mask = pad_right([[5, 6, 7], [8], torch.tensor([9, 10])], value=-1)
+    assert torch.equal(padded, torch.tensor([[5, 6, 7], [8, -1, -1], [9, 10, -1]]))
+    assert torch.equal(mask, torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]]))
+    assert padded.dtype == mask.dtype == torch.long

@@ -225,6 +225,20 @@ def test_empty_dataset():
         sft.finetune(micro(), TOK, [], config=TrainConfig(max_steps=1, progress=False))
 
 
+def test_a_tokenizer_without_the_chat_tokens_is_named_before_training():
+    class Plain:  # a tokenizer of another library: ids, but no chat tokens
+        vocab_size = TOK.vocab_size
+
+        def encode(self, text):
+            return [ord(c) % 50 for c in text]
+
+    message = r"Plain has no bos_id, eos_id, user_id, assistant_id, end_id: the chat template needs"
+    with pytest.raises(ValueError, match=message):
+        sft.finetune(micro(), Plain(), [chat("a", "b")], config=TrainConfig(max_steps=1, progress=False))
+    with pytest.raises(ValueError, match=message):
+        sft.generate_answers(micro(), Plain(), [chat("a")])
+
+
 def test_model_vocabulary_without_the_chat_tokens():
     model = micro(vocab=TOK.vocab_size - 3)
     with pytest.raises(ValueError, match=r"model's vocabulary has only \d+, so chat tokens would be out of "

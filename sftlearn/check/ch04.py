@@ -39,8 +39,8 @@ from sftlearn.check._core import (
     compare_arrays,
     short_repr,
 )
+from sftlearn.model import IGNORE_INDEX  # the label that cross-entropy skips
 
-IGNORE_INDEX = -100
 LN2 = math.log(2.0)
 
 # ------------------------------------------------------------------- reference versions

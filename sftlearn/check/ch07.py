@@ -29,9 +29,8 @@ from sftlearn.check._core import (CheckFailure, call_student, checker, compare_a
                                   same_on_every_case, short_repr)
 from sftlearn.config import GPTConfig
 from sftlearn.device import seeded
-from sftlearn.model import Block
+from sftlearn.model import IGNORE_INDEX, Block  # IGNORE_INDEX: the label that cross-entropy skips
 
-IGNORE_INDEX = -100  # the label that cross-entropy skips
 GPT2_END_OF_TEXT = 50256  # GPT-2's <|endoftext|> id
 BERT_MASK = 103  # [MASK] in BERT's uncased English vocabulary
 

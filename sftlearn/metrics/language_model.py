@@ -21,7 +21,8 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100  # targets with this value are not scored (padding, prompt tokens)
+from ..model import IGNORE_INDEX  # targets with this value are not scored (padding, prompt tokens)
+
 
 
 def perplexity(mean_cross_entropy: float | torch.Tensor) -> float:
