@@ -253,6 +253,20 @@ def same_on_every_case(cases: Sequence[Any], got: Callable[[Any], float],
     return all(abs(got(case) - slip(case)) < tolerance for case in cases)
 
 
+def seeded_randn(*shape: int, seed: int) -> torch.Tensor:
+    """A fixed random input of ``shape``, drawn from its own generator (the student's random
+    state is not touched)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def close_to(got: Any, expected: torch.Tensor, atol: float = 1e-5) -> bool:
+    """True when ``got`` is a tensor of ``expected``'s shape and equal to it within tolerance
+    (compared in float64): a quick test, before ``compare_arrays`` explains a difference or
+    to recognise a known mistake."""
+    return (isinstance(got, torch.Tensor) and got.shape == expected.shape
+            and bool(torch.allclose(got.detach().double(), expected.double(), atol=atol, rtol=1e-4)))
+
+
 def python_number(value: Any) -> Any:
     """A NumPy scalar or one-element tensor as the Python int or float it holds (a count
     computed with NumPy is still a count); any other value comes back unchanged."""

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
-                                  short_repr)
+from sftlearn.check._core import (CheckFailure, call_student, checker, close_to, compare_arrays, python_number,
+                                  seeded_randn, short_repr)
 from sftlearn.device import seeded
 
 # ------------------------------------------------------------------- reference versions
@@ -111,26 +111,13 @@ def reference_causal_self_attention(
     return attn.c_proj(y) if project else y
 
 
-# ------------------------------------------------------------------------------- inputs
-
-
-def _close(got: Any, expected: torch.Tensor, atol: float = 1e-5) -> bool:
-    """True when ``got`` is a tensor equal to ``expected`` within tolerance (a quick pre-test)."""
-    return (isinstance(got, torch.Tensor) and got.shape == expected.shape
-            and bool(torch.allclose(got.detach().to(expected.dtype), expected, atol=atol, rtol=1e-4)))
-
-
-def _randn(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
 # ------------------------------------------------------------------------------ softmax
 
 SOFTMAX_CASES = [
     torch.tensor([2.0, 0.0]),  # the worked example's first row
     torch.tensor([1.0, 1.0, 1.0]),  # three equal scores
-    _randn(3, 5, seed=1) * 2,
-    _randn(2, 3, 4, seed=2),
+    seeded_randn(3, 5, seed=1) * 2,
+    seeded_randn(2, 3, 4, seed=2),
     torch.tensor([[0.0, float("-inf"), 1.0], [3.0, 3.0, float("-inf")]]),  # masked scores
     torch.tensor([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0]]),  # exp() overflows
 ]
@@ -185,8 +172,8 @@ WEIGHT_V2_FOR_V1 = 1 / (1 + math.e**2)  # e^0 / (e^2 + e^0), ≈ 0.1192
 SELF_CASES = [
     torch.tensor([V1, V2]),  # the worked example
     torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),
-    _randn(4, 3, seed=3),
-    _randn(5, 8, seed=4) * 0.5,
+    seeded_randn(4, 3, seed=3),
+    seeded_randn(5, 8, seed=4) * 0.5,
     torch.tensor([[0.5, -0.5]]),  # a single token attends only to itself
 ]
 
@@ -268,12 +255,12 @@ def _attention_cases() -> list[tuple[str, tuple, torch.Tensor | None]]:
     causal5 = reference_causal_mask(5)
     padding = torch.tensor([True, True, True, False])[None, :]  # (1, T_k): the last key is padding
     return [
-        ("3 queries, 4 keys, d_k = 8", (_randn(3, 8, seed=10), _randn(4, 8, seed=11), _randn(4, 8, seed=12)), None),
+        ("3 queries, 4 keys, d_k = 8", (seeded_randn(3, 8, seed=10), seeded_randn(4, 8, seed=11), seeded_randn(4, 8, seed=12)), None),
         ("a batch of 2 × 2 heads with a causal mask", (
-            _randn(2, 2, 5, 16, seed=13) * 2, _randn(2, 2, 5, 16, seed=14) * 2, _randn(2, 2, 5, 16, seed=15)),
+            seeded_randn(2, 2, 5, 16, seed=13) * 2, seeded_randn(2, 2, 5, 16, seed=14) * 2, seeded_randn(2, 2, 5, 16, seed=15)),
          causal5),
         ("3 queries and 4 keys with a padding mask, d_v = 5 ≠ d_k = 6", (
-            _randn(3, 6, seed=16) * 2, _randn(4, 6, seed=17) * 2, _randn(4, 5, seed=18)), padding),
+            seeded_randn(3, 6, seed=16) * 2, seeded_randn(4, 6, seed=17) * 2, seeded_randn(4, 5, seed=18)), padding),
     ]
 
 
@@ -345,7 +332,7 @@ def check_attention(attention: Any) -> str:
             raise CheckFailure(f"attention(...) returns (weights, output) ({where}); the order is "
                                "(output, weights).", hint="`return output, weights`.")
         weight_mistakes, output_mistakes = (
-            ({}, {}) if _close(got_w, expected_w) and _close(got_out, expected_out)
+            ({}, {}) if close_to(got_w, expected_w) and close_to(got_out, expected_out)
             else _attention_mistakes(q, k, v, mask))  # only worked out when something is wrong
         compare_arrays(f"the weight matrix for {description}", got_w, expected_w, atol=1e-5, probabilities=True, dim=-1,
                        d=q.shape[-1], mistakes=weight_mistakes,
@@ -495,12 +482,12 @@ def check_causal_self_attention(causal_self_attention: Any) -> str:
     """``causal_self_attention(x, attn)`` must equal ``attn(x)[0]`` for a CausalSelfAttention ``attn``."""
     for i, (shape, H) in enumerate(CSA_CASES):
         attn = _attention_module(shape[-1], H, seed=20 + i)
-        x = _randn(*shape, seed=30 + i)
+        x = seeded_randn(*shape, seed=30 + i)
         name = f"the output for x of shape {shape} with {H} heads"
         with torch.no_grad():
             got = call_student(causal_self_attention, x, attn)
             expected = attn(x)[0]
-            if _close(got, expected, atol=1e-4):
+            if close_to(got, expected, atol=1e-4):
                 if shape[1] > 1:
                     _check_no_future_leak(causal_self_attention, x, attn, got, name)
                 continue

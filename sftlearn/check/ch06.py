@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
-                                  short_repr)
+from sftlearn.check._core import (CheckFailure, call_student, checker, close_to, compare_arrays, python_number,
+                                  seeded_randn, short_repr)
 from sftlearn.recurrent import causal_conv1d, gru_cell, lstm_cell, receptive_field, rnn_cell, unroll
 
 GATES_HINT = ("Gates (input, forget, output, update, reset) use a sigmoid, because they are "
@@ -39,10 +39,6 @@ def _weights(seed: int, blocks: int, n_in: int, hidden: int, scale: float = 0.8)
     }
 
 
-def _randn(seed: int, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
 def _as_pair(name: str, got: Any, first: str, second: str) -> tuple[Any, Any]:
     """The student's function must return two things; say so plainly if it does not."""
     if got is None:
@@ -53,11 +49,6 @@ def _as_pair(name: str, got: Any, first: str, second: str) -> tuple[Any, Any]:
             hint=f"End with `return {first}, {second}`.",
         )
     return got[0], got[1]
-
-
-def _close(got: Any, expected: torch.Tensor, atol: float = 1e-5) -> bool:
-    return (isinstance(got, torch.Tensor) and got.shape == expected.shape
-            and bool(torch.allclose(got.detach().double(), expected.double(), atol=atol, rtol=1e-4)))
 
 
 # ----------------------------------------------------------------------------- RNN
@@ -91,14 +82,14 @@ def check_rnn_forward(rnn_forward: Any) -> str:
     """``rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh) -> (outputs, h_last)``."""
     for seed, B, T, I, H, zero in RNN_CASES:
         w = _weights(seed, 1, I, H)
-        x = _randn(seed + 100, B, T, I)
-        h0 = torch.zeros(B, H) if zero else _randn(seed + 200, B, H)
+        x = seeded_randn(B, T, I, seed=seed + 100)
+        h0 = torch.zeros(B, H) if zero else seeded_randn(B, H, seed=seed + 200)
         args = (x, h0, w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"])
         name = f"rnn_forward on x of shape {(B, T, I)}"
         outputs, last = _as_pair(name, call_student(rnn_forward, *args), "outputs", "h_last")
         expected, expected_last = unroll(rnn_cell, x, h0, w)
         _diagnose_rnn_outputs(name, f"for x of shape {(B, T, I)}", outputs, expected, args, h0)
-        if _close(last, h0) and T > 0 and not _close(expected_last, h0):
+        if close_to(last, h0) and T > 0 and not close_to(expected_last, h0):
             raise CheckFailure(f"{name}: h_last is the initial state h0, not the state after the last step.",
                                hint="Return the h you updated inside the loop.")
         compare_arrays(f"h_last for x of shape {(B, T, I)}", last, expected_last,
@@ -117,7 +108,7 @@ def _diagnose_rnn_outputs(name: str, which: str, outputs: Any, expected: torch.T
             hint="`torch.stack(states, dim=1)` stacks the states along a new time dimension 1.",
         )
     if isinstance(outputs, torch.Tensor) and outputs.shape == (T, B, H) and T != B:
-        if _close(outputs.transpose(0, 1), expected):
+        if close_to(outputs.transpose(0, 1), expected):
             raise CheckFailure(
                 f"{name}: outputs has shape {(T, B, H)}, time first; it should be (batch, time, "
                 f"hidden) = {(B, T, H)}.",
@@ -198,19 +189,20 @@ def check_lstm_step(lstm_step: Any) -> str:
     """``lstm_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> (h_new, c_new)``."""
     for seed, B, I, H in LSTM_CASES:
         w = _weights(seed, 4, I, H, scale=1.0)
-        x, h, c = _randn(seed + 1, B, I), _randn(seed + 2, B, H) * 0.8, _randn(seed + 3, B, H) * 2.0
+        x = seeded_randn(B, I, seed=seed + 1)
+        h, c = seeded_randn(B, H, seed=seed + 2) * 0.8, seeded_randn(B, H, seed=seed + 3) * 2.0
         args = (x, h, c, w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"])
         name = f"lstm_step on a batch of {B}"
         got_h, got_c = _as_pair(name, call_student(lstm_step, *args), "h", "c")
         want_h, want_c = lstm_cell(x, h, c, **w)
-        if _close(got_h, want_h) and _close(got_c, want_c):
+        if close_to(got_h, want_h) and close_to(got_c, want_c):
             continue
-        if _close(got_h, want_c) and _close(got_c, want_h):
+        if close_to(got_h, want_c) and close_to(got_c, want_h):
             raise CheckFailure(f"{name} returned (c, h); it should return (h, c).",
                                hint="`return h_new, c_new`.")
         for description, variant, hint in LSTM_MISTAKES:
             mistake_h, mistake_c = variant(*args)
-            if _close(got_h, mistake_h) and _close(got_c, mistake_c):
+            if close_to(got_h, mistake_h) and close_to(got_c, mistake_c):
                 raise CheckFailure(f"{name}: {description}.", hint=hint)
         compare_arrays(f"the new cell state c for a batch of {B}", got_c, want_c,
                        hint="c_t = f ⊙ c_{t-1} + i ⊙ g, with g = tanh(...) and the gates sigmoids.")
@@ -266,7 +258,7 @@ def check_gru_step(gru_step: Any) -> str:
     """``gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> h_new``."""
     for seed, B, I, H in GRU_CASES:
         w = _weights(seed, 3, I, H, scale=1.0)
-        x, h = _randn(seed + 1, B, I), _randn(seed + 2, B, H) * 0.8
+        x, h = seeded_randn(B, I, seed=seed + 1), seeded_randn(B, H, seed=seed + 2) * 0.8
         args = (x, h, w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"])
         name = f"gru_step on a batch of {B}"
         got = call_student(gru_step, *args)
@@ -306,7 +298,7 @@ def check_causal_conv1d(causal_conv: Any) -> str:
         got = call_student(causal_conv, x, weight, bias, d)
         expected = causal_conv1d(x, weight, bias, dilation=d)
         _conv_shape(name, got, expected, k, d)
-        if _close(got, expected):
+        if close_to(got, expected):
             continue
         _conv_leak(name, causal_conv, x, weight, bias, d)
         mistakes: dict[str, Any] = {
