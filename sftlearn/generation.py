@@ -20,6 +20,17 @@ from .kv_cache import KVCache
 from .validation import check_int
 
 
+def check_sampling(temperature: float = 1.0, top_k: int | None = None,
+                   top_p: float | None = None) -> None:
+    """Raise a ValueError for a sampling setting outside its range (NaN included)."""
+    if not temperature >= 0:  # written so, NaN fails too
+        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}.")
+    if top_k is not None:
+        check_int("top_k", top_k, fix="Or None for no top-k.")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] or None (no top-p), got {top_p!r}.")
+
+
 def filter_logits(
     logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None
 ) -> torch.Tensor:
@@ -27,14 +38,12 @@ def filter_logits(
 
     Top-k keeps every token whose logit is at least the k-th largest, so tokens tied with
     the k-th are all kept (as Hugging Face's top-k does): with ties, more than k survive."""
+    check_sampling(top_k=top_k, top_p=top_p)
     if top_k is not None:
-        check_int("top_k", top_k, fix="Or None for no top-k.")
         k = min(top_k, logits.size(-1))
         kth_best = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth_best, float("-inf"))
     if top_p is not None:
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         probs = torch.softmax(sorted_logits, dim=-1)
         # mass of the tokens strictly before each one; a token is kept while that mass < p,
@@ -54,8 +63,7 @@ def next_token(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Pick one token per row from logits (B, V); returns (B, 1)."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}.")
+    check_sampling(temperature, top_k, top_p)  # also when greedy: a bad setting is a slip
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = filter_logits(logits.float() / temperature, top_k, top_p)

@@ -107,6 +107,8 @@ def test_temperature_zero_is_argmax_and_sampling_follows_probabilities():
         ({"temperature": -1.0}, "temperature must be >= 0"),
         ({"top_k": 0}, "top_k must be a positive int"),
         ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+        ({"temperature": float("nan")}, "temperature must be >= 0"),  # passed the old check
+        ({"greedy": True, "top_k": 0}, "top_k must be a positive int"),  # greedy too: a slip
     ],
 )
 def test_bad_sampling_settings(model, kwargs, message):

@@ -28,8 +28,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from sftlearn import plots
-from sftlearn.generation import filter_logits
-from sftlearn.validation import check_int
+from sftlearn.generation import check_sampling, filter_logits
 from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
 
 # (label, temperature, top_k, top_p) for the static table of samples.
@@ -64,15 +63,6 @@ class Stage:
         return float(torch.special.entr(self.probs.double()).sum())
 
 
-def _check_settings(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be ≥ 0 (0 means greedy), got {temperature}.")
-    if top_k is not None:
-        check_int("top_k", top_k, fix="Or None for no top-k.")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] or None (no top-p), got {top_p!r}.")
-
-
 def filter_stages(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> list[Stage]:
     """The distribution of the next token after each step: the model's own (τ = 1), after the
@@ -85,7 +75,7 @@ def filter_stages(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         raise ValueError("logits must be a 1-D tensor with one score per vocabulary entry, "
                          f"got {getattr(logits, 'shape', type(logits).__name__)}; "
                          "for a batch, pass one row: logits[0].")
-    _check_settings(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p)
     z = logits.detach().float()[None]  # (1, V): filter_logits works on batches
     stages = [Stage("model (τ = 1)", torch.softmax(z, -1)[0])]
     if temperature == 0:  # greedy: all the probability on the most likely token
@@ -130,7 +120,7 @@ def sample_texts(model, tokenizer, prompt: str, n: int = 3, max_new_tokens: int 
     A private random generator is used, so sampling here never changes the global random state
     (a training run that samples along the way stays identical to one that does not).
     """
-    _check_settings(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p)
     ids = tokenizer.encode(prompt)
     if not ids:
         raise ValueError("the prompt is empty: give the model at least one token to continue.")
