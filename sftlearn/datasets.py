@@ -108,6 +108,8 @@ def lm_datasets_from_text(
 
     The last ``val_fraction`` of the tokens is held out (a contiguous tail, so no validation
     block overlaps a training block). ``val_fraction=0`` returns ``(train, None)``.
+    ``stride`` applies to the training blocks only: validation blocks never overlap, so each
+    held-out token is scored once.
     """
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")

@@ -243,7 +243,11 @@ class GANHistory:
 
 
 def train_gan(config: GANConfig | None = None) -> GANHistory:
-    """Train a GAN on the ring of Gaussians and record how the game went (CPU, seconds)."""
+    """Train a GAN on the ring of Gaussians and record how the game went (CPU, seconds).
+
+    Seeds torch's global generator with ``config.seed`` first (the players' weights and noise
+    come from it), so a run is repeatable; the real batches and the evaluation points have
+    generators of their own."""
     config = config or GANConfig()
     torch.manual_seed(config.seed)
     data = torch.Generator().manual_seed(config.seed + 1)  # the real batches

@@ -64,7 +64,8 @@ def finetune(
     callbacks=(),
 ):
     """Fine-tune ``model`` on conversations; returns the Trainer (its ``.history`` has the
-    curves). The model is updated in place."""
+    curves). The model is updated in place, and torch's global generator is seeded with the
+    config's seed, as ``Trainer.fit`` does."""
     _check_chat_vocabulary(model, tokenizer)
     train, val = sft_datasets(train_examples, val_examples, tokenizer, model.config.block_size)
     trainer = Trainer(

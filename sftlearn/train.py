@@ -24,6 +24,11 @@ ignored) and optionally ``attention_mask``. The model is called as
 ``model(input_ids, targets=targets, attention_mask=attention_mask)`` and returns
 ``(logits, loss)``; pass ``loss_fn`` to compute the loss another way (the batch still needs
 ``targets``: the Trainer weights micro-batches, and reports losses, per target token).
+
+Process-wide settings it changes: a fresh ``fit`` seeds torch's global generator with
+``TrainConfig.seed`` (so that dropout masks repeat run for run; a resumed run restores the
+saved random state instead), and on CUDA a Trainer turns on TF32 matrix multiplies for the
+whole process (``sftlearn.device.enable_fast_math``).
 """
 
 from __future__ import annotations
@@ -436,7 +441,8 @@ class Trainer:
     # -------------------------------------------------------------------- fit
     def fit(self, resume: bool = False) -> History:
         """Train until ``max_steps`` (or early stopping). ``resume=True`` continues from the
-        latest checkpoint in ``checkpoint_dir`` when there is one."""
+        latest checkpoint in ``checkpoint_dir`` when there is one. A fresh run first seeds
+        torch's global generator with ``TrainConfig.seed``."""
         cfg = self.config
         if resume:
             if not cfg.checkpoint_dir:
