@@ -26,11 +26,11 @@ from sftlearn.model import GPT
 
 def seconds(model: GPT, prompt: torch.Tensor, new: int, use_cache: bool) -> float:
     if prompt.device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(prompt.device)
     start = time.perf_counter()
     model.generate(prompt, new, greedy=True, use_cache=use_cache)
     if prompt.device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(prompt.device)
     return time.perf_counter() - start
 
 

@@ -20,6 +20,12 @@ out=${1:-${OUT:-gpu_results}}
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
+# Without a GPU there is nothing to measure here (and sft_scale.sh would pretrain for hours on
+# the CPU): stop at once, successfully, saying so.
+if ! "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "No CUDA GPU visible to PyTorch: $(basename "$0") measures GPUs only; nothing was run."
+    exit 0
+fi
 status=0
 
 step() {  # step NAME COMMAND...: run a command, keep its output, remember a failure

@@ -150,6 +150,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: the best available)")
     args = parser.parse_args(argv)
+    if args.copying_base:
+        # copying_base.build() has its own fixed recipe (and runs on the CPU)
+        ignored = [f"--{name.replace('_', '-')}" for name in
+                   ("pretrain_steps", "pretrain_batch", "pretrain_lr", "layers", "heads", "width", "device")
+                   if getattr(args, name) not in (None, parser.get_default(name))]
+        if ignored:
+            parser.error(f"--copying-base builds its own base: drop {', '.join(ignored)}")
     torch.set_num_threads(args.threads)
 
     shape = {k: v for k, v in (("n_layer", args.layers), ("n_head", args.heads),

@@ -263,10 +263,18 @@ def mistakes(result: dict) -> str:
 
 
 def load_results(path: str) -> dict[str, dict]:
+    """Saved runs by name, only those made with the zoo's current base recipe: a run saved
+    from another base (an older recipe, another tokenizer) is left out, and said so."""
     if not os.path.exists(path):
         return {}
     with open(path) as f:
-        return {r["run"]["name"]: r for r in map(json.loads, f)}
+        saved = [json.loads(line) for line in f]
+    current = {name: zoo.recipe(name).fingerprint() for name in {r["run"]["model"] for r in saved}}
+    stale = [r["run"]["name"] for r in saved if r.get("fingerprint") != current[r["run"]["model"]]]
+    if stale:
+        print(f"{path}: {len(stale)} saved run(s) of another base recipe left out "
+              f"({', '.join(sorted(set(stale)))}); they run again.")
+    return {r["run"]["name"]: r for r in saved if r["run"]["name"] not in stale}
 
 
 def main() -> None:

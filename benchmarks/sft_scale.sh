@@ -22,10 +22,16 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export SFTLEARN_CACHE=${SFTLEARN_CACHE:-/tmp/sftlearn-scale-cache}
 py=${PYTHON:-python3}
+# Without a GPU there is nothing to measure here (and sft_scale.sh would pretrain for hours on
+# the CPU): stop at once, successfully, saying so.
+if ! "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "No CUDA GPU visible to PyTorch: $(basename "$0") measures GPUs only; nothing was run."
+    exit 0
+fi
 status=0
 
 base=(--layers 6 --heads 6 --width 384 --pretrain-steps 1600 --pretrain-batch 256 --pretrain-lr 1e-3)
-sft=(--steps 3000 --batch 64 --n 10000 --test 100 --threads 8)  # threads: the CPU-side probe
+sft=(--steps 3000 --batch 64 --n 10000 --test 100 --threads 8 --device cuda)  # threads: the CPU-side probe
 for lr in 3e-4 1e-3; do
     probe=()
     [[ $lr == 3e-4 ]] && probe=(--probe)  # the base is the same for both: probe it once

@@ -86,7 +86,8 @@ def step_times(train_set, tok, rounds: int, steps: int) -> None:
             optimizer.zero_grad(set_to_none=True)
         return (time.perf_counter() - start) / len(batch_list)
 
-    run(sides["random"][0][:5], default_loss)  # warm-up
+    for batch_list, loss_fn in sides.values():  # warm-up: every arm's first calls cost extra
+        run(batch_list[:3], loss_fn)
     times = {name: [] for name in sides}
     names = list(sides)
     for r in range(rounds):
@@ -132,16 +133,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps per side per round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quality", action="store_true", help="also fine-tune and score")
-    parser.add_argument("--arms", default="random,grouped,both", help=f"some of {', '.join(ARMS)}")
+    parser.add_argument("--arms", default="random,grouped,both",
+                        help=f"with --quality: some of {', '.join(ARMS)}")
     parser.add_argument("--random-steps", type=int, default=1200)
     parser.add_argument("--grouped-steps", type=int, default=1500)
     parser.add_argument("--both-steps", type=int, default=1800)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (chapter 09's)")
     args = parser.parse_args(argv)
+    for name in ("rounds", "steps", "threads", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    unknown = set(args.arms.split(",")) - set(ARMS)
+    if unknown:
+        parser.error(f"unknown arm(s) {', '.join(sorted(unknown))}: use some of {', '.join(ARMS)}")
     torch.set_num_threads(args.threads)
     _, tok = zoo.base_model("tiny-base", progress=False)
     train_set = SFTDataset(data.sft_examples("train"), tok, 128)
+    available = len(train_set) // BATCH  # whole batches; each round and arm reads new ones
+    if args.rounds * args.steps > available:
+        parser.error(f"--rounds x --steps = {args.rounds * args.steps} steps per arm, but the "
+                     f"training set has {available} batches of {BATCH}")
     print("1. padding")
     padding_table(example_lengths(train_set))
     print(f"2. step time ({args.threads} threads)")

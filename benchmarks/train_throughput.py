@@ -27,8 +27,8 @@ On a GPU both sides run under bf16 autocast (the Trainer's default there).
 
 Rounds interleave the sides (and alternate who goes first) so that machine noise hits all
 alike; the table reports medians over rounds, and the ratio is taken within each round. On a
-CPU the times are CPU times of this process (use one thread, the default, so that CPU time is
-the time the work takes); on a GPU they are wall-clock times after synchronising.
+CPU with one thread (the default) the times are CPU times of this process; with more threads,
+and on a GPU (after synchronising), wall-clock times.
 """
 
 from __future__ import annotations
@@ -103,16 +103,18 @@ class BareStep:
 
 
 def seconds(step, n: int, device: torch.device) -> float:
-    """Time of ``n`` steps. On a CPU this is the CPU time of this process: on a shared machine
-    other programs stretch the wall-clock time but not the work our process does."""
+    """Time of ``n`` steps. On a CPU with one thread this is the CPU time of this process: on a
+    shared machine other programs stretch the wall-clock time but not the work our process
+    does. With several threads CPU time adds up every thread's, so wall time is used."""
     if device.type == "cuda":
-        torch.cuda.synchronize()
-    clock = time.process_time if device.type == "cpu" else time.perf_counter
+        torch.cuda.synchronize(device)  # the GPU being measured, which need not be GPU 0
+    one_cpu_thread = device.type == "cpu" and torch.get_num_threads() == 1
+    clock = time.process_time if one_cpu_thread else time.perf_counter
     start = clock()
     for _ in range(n):
         step()
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     return clock() - start
 
 
@@ -171,7 +173,7 @@ def compare(preset: str, device: torch.device, args) -> None:
 
     tokens = args.batch * T * args.steps
     threads = f", {torch.get_num_threads()} thread(s)" if device.type == "cpu" else ""
-    clock = "CPU time" if device.type == "cpu" else "wall time"
+    clock = "CPU time" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall time"
     print(f"{preset} preset ({trainer.model.num_parameters():,} parameters, vocab "
           f"{config.vocab_size}), batch {args.batch} x {T} tokens, device {device}{threads}, "
           f"precision {trainer.precision.name}, {args.rounds} rounds x {args.steps} steps, {clock}")
