@@ -54,6 +54,19 @@ def micro_config():
     return GPTConfig.preset("micro", vocab_size=VOCAB, block_size=64)
 
 
+def lively(model, std=0.3, seed=0):
+    """Redraw every weight matrix with a larger spread. An untrained GPT with tied embeddings
+    greedily repeats its prompt's last token for ever, so tests comparing two ways of
+    generating would compare two constant rows; with these weights the tokens vary and
+    depend on the whole prompt. Returns the model."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 2:
+                param.copy_(torch.randn(param.shape, generator=g) * std)
+    return model
+
+
 @pytest.fixture
 def micro_model(micro_config):
     torch.manual_seed(0)

@@ -6,13 +6,13 @@ import torch
 from sftlearn.generation import filter_logits, next_token
 from sftlearn.model import GPT
 
-from conftest import VOCAB
+from conftest import VOCAB, lively
 
 
 @pytest.fixture
 def model(micro_config):
     torch.manual_seed(0)
-    return GPT(micro_config).eval()
+    return lively(GPT(micro_config).eval())  # greedy tokens that vary (see conftest.lively)
 
 
 def test_cached_and_uncached_greedy_generation_are_identical(model):
@@ -20,6 +20,7 @@ def test_cached_and_uncached_greedy_generation_are_identical(model):
     a = model.generate(prompt, 50, greedy=True, use_cache=True)
     b = model.generate(prompt, 50, greedy=True, use_cache=False)
     assert a.shape == (3, 57)
+    assert all(len(set(row.tolist())) >= 5 for row in a[:, 7:])  # not one token repeated
     assert torch.equal(a, b)
     assert torch.equal(a[:, :7], prompt)
 
@@ -52,22 +53,30 @@ def test_left_padded_batch_matches_single_prompts(model):
     batch = torch.cat([torch.cat([torch.zeros(1, 5, dtype=torch.long), short], 1), long])
     mask = torch.ones_like(batch)
     mask[0, :5] = 0
-    out = model.generate(batch, 15, greedy=True, attention_mask=mask)
-    alone_short = model.generate(short, 15, greedy=True)
-    alone_long = model.generate(long, 15, greedy=True)
-    assert torch.equal(out[0, 9:], alone_short[0, 4:])
-    assert torch.equal(out[1, 9:], alone_long[0, 9:])
+    for use_cache in (True, False):
+        out = model.generate(batch, 15, greedy=True, attention_mask=mask, use_cache=use_cache)
+        alone_short = model.generate(short, 15, greedy=True)
+        alone_long = model.generate(long, 15, greedy=True)
+        assert torch.equal(out[0, 9:], alone_short[0, 4:])
+        assert torch.equal(out[1, 9:], alone_long[0, 9:])
+    # The mask is what makes the short row right: without it the padding is read as text.
+    unmasked = model.generate(batch, 15, greedy=True)
+    assert not torch.equal(unmasked[0, 9:], alone_short[0, 4:])
 
 
 def test_stop_token_ends_rows_and_fills_them(model):
     prompt = torch.randint(0, VOCAB, (2, 5))
     free = model.generate(prompt, 30, greedy=True)
-    stop = int(free[0, 8])  # a token row 0 is certain to produce at position 8
+    new = free[0, 5:].tolist()
+    # a token that row 0 first produces a few steps in, and is followed by other tokens
+    first = next(k for k in range(2, 20) if new[k] not in new[:k] and set(new[k + 1:]) - {new[k]})
+    stop = new[first]
     out = model.generate(prompt, 30, greedy=True, stop_token=stop)
     row = out[0, 5:].tolist()
-    first = row.index(stop)
-    assert all(t == stop for t in row[first:])  # filled with the stop id after stopping
-    assert out[0, : 5 + first].tolist() == free[0, : 5 + first].tolist()
+    assert row[: first + 1] == new[: first + 1]  # the same tokens up to the stop id
+    assert row[first + 1:] == [stop] * (len(row) - first - 1)  # then only the stop id
+    assert row != new  # which the free row is not: the filling is visible
+    assert out[1].tolist()[: 5 + first] == free[1].tolist()[: 5 + first]
 
 
 def test_generation_stops_early_when_every_row_is_done(model):
@@ -96,9 +105,10 @@ def test_temperature_zero_is_argmax_and_sampling_follows_probabilities():
     logits = torch.tensor([[0.0, 2.0, 1.0]])
     assert next_token(logits, temperature=0).item() == 1
     g = torch.Generator().manual_seed(0)
-    draws = torch.cat([next_token(logits.expand(2000, 3), 1.0, generator=g) for _ in range(5)])
-    freq = torch.bincount(draws[:, 0], minlength=3).float() / draws.numel()
-    assert torch.allclose(freq, torch.softmax(logits[0], -1), atol=0.02)
+    for tau in (0.5, 1.0, 2.0):  # the logits are divided by the temperature
+        draws = torch.cat([next_token(logits.expand(2000, 3), tau, generator=g) for _ in range(5)])
+        freq = torch.bincount(draws[:, 0], minlength=3).float() / draws.numel()
+        assert torch.allclose(freq, torch.softmax(logits[0] / tau, -1), atol=0.02), tau
 
 
 @pytest.mark.parametrize(

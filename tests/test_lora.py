@@ -333,8 +333,12 @@ def test_adapter_round_trip_into_a_fresh_base_model(tmp_path):
     assert (tmp_path / ADAPTER_FILE).stat().st_size < 0.1 * 4 * model.num_parameters()
 
     fresh = micro_gpt()  # the same base weights (same seed), no adapter yet
+    torch.manual_seed(123)  # so that the adapters attached on loading start from other A's
     names = load_adapter(fresh, tmp_path)
     assert names == meta["target_modules"]
+    for name, layer in lora_layers(fresh).items():  # both matrices come from the file
+        assert torch.equal(layer.lora_A, lora_layers(model)[name].lora_A)
+        assert torch.equal(layer.lora_B, lora_layers(model)[name].lora_B)
     torch.testing.assert_close(fresh(ids())[0], expected, rtol=0, atol=0)
     assert parameter_report(fresh).trainable == parameter_report(model).trainable
 
@@ -345,7 +349,9 @@ def test_adapter_loads_into_a_model_with_the_same_adapters_attached(tmp_path):
     randomise_b(model)
     save_adapter(model, tmp_path)
     other = micro_gpt()
+    torch.manual_seed(123)  # other A's than the saved ones, until the file is loaded
     attach_lora(other, r=4, alpha=8)
+    assert not torch.equal(other(ids())[0], model(ids())[0])
     load_adapter(other, tmp_path)
     torch.testing.assert_close(other(ids())[0], model(ids())[0], rtol=0, atol=0)
 
