@@ -7,11 +7,10 @@ the package's own attention and against hand-built rows.
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-copying_base = pytest.importorskip("copying_base")
+import copying_base  # noqa: E402  (a benchmark script: an error in it must fail, not skip)
 
 from sftlearn.attention import CausalSelfAttention  # noqa: E402
 from sftlearn.config import GPTConfig  # noqa: E402
