@@ -23,7 +23,7 @@ optimizer state already exists): the allocator's true peak, which adds temporary
 accounting. A CPU has no such counter in torch, so there the accounted total is what is shown.
 
     python benchmarks/finetune_memory.py                             # tiny preset on the CPU
-    python benchmarks/finetune_memory.py --preset small --device cuda --batch 8 --seq 1024
+    python benchmarks/finetune_memory.py --preset small --vocab 50257 --device cuda --batch 8 --seq 1024
 """
 
 from __future__ import annotations

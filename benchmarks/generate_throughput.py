@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--new", type=int, nargs="+", default=[32, 128, 512])
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.batch < 1 or args.prompt_len < 1 or min(args.new) < 1:
+        parser.error("--rounds, --batch, --prompt-len and --new must be at least 1")
 
     device = get_device(args.device)
     seed_everything(0)
@@ -58,9 +60,12 @@ def main(argv: list[str] | None = None) -> None:
         seconds(model, prompt, 8, True), seconds(model, prompt, 8, False)  # warm-up
         for new in args.new:
             cached, uncached, ratios = [], [], []
-            for _ in range(args.rounds):
-                c = seconds(model, prompt, new, True)
-                u = seconds(model, prompt, new, False)
+            for r in range(args.rounds):
+                # alternate who goes first, so that a drift in the machine's speed hits both
+                if r % 2:
+                    u, c = seconds(model, prompt, new, False), seconds(model, prompt, new, True)
+                else:
+                    c, u = seconds(model, prompt, new, True), seconds(model, prompt, new, False)
                 cached.append(c), uncached.append(u), ratios.append(u / c)
             tokens = new * args.batch
             print(f"{new:>10} {tokens / statistics.median(cached):>13,.0f} "
