@@ -15,7 +15,8 @@ Three ways of forming batches are compared:
   the longest in the batch;
 * ``sorted``: examples shuffled, then sorted by length within chunks of 512, and cut into
   batches of at most ``step_tokens`` padded tokens (the Trainer shuffles the batch order);
-* ``packed``: shuffled conversations concatenated into rows of up to 256 tokens (whole
+* ``packed``: shuffled conversations concatenated into rows of up to the model's context
+  (``block_size``: 256 for the character-level base, 128 for the BPE tiny-base; whole
   conversations only, each starting with <|bos|>); attention runs across conversation
   boundaries and positions continue, the simplest form of packing.
 
@@ -45,7 +46,11 @@ from sftlearn.model import GPT, IGNORE_INDEX
 from sftlearn.sft import evaluate_tasks
 from sftlearn.train import TrainConfig, Trainer
 
-IDLE_TOKENS_PER_S = 7_700  # tiny preset, idle 2-core CPU (measured elsewhere): a rough guide
+# Padded tokens per second of the character-level tiny-base on an idle 2-core CPU, measured
+# once outside this script: the "idle s" column is a rough guide to compare runs at equal
+# work, not a measurement of this run (the BPE base and other CPUs run at other speeds;
+# benchmarks/RESULTS.md has measured throughputs).
+IDLE_TOKENS_PER_S = 7_700
 TEST_PER_FAMILY = 100  # the whole test split
 
 
