@@ -26,11 +26,16 @@ def _same_weights(a, b) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_first_call_builds_and_caches_then_loads(quick_zoo, capsys):
+def test_first_call_builds_and_caches_then_loads(quick_zoo, capsys, monkeypatch):
     model, tok = zoo.base_model("quick-base", progress=False)
     path = zoo.cached_path("quick-base")
     assert path.parent == quick_zoo and path.is_dir()
     assert zoo.cached_history("quick-base").train_loss, "the training history is cached too"
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the second call trained again instead of loading the cache")
+
+    monkeypatch.setattr(zoo, "pretrain", no_training)
     again, tok2 = zoo.base_model("quick-base", progress=False)
     assert _same_weights(model, again)
     assert tok2.vocab_size == tok.vocab_size and tok2.encode("Sam has a goat.") == tok.encode("Sam has a goat.")
