@@ -39,7 +39,7 @@ def test_doctor_reports_in_plain_words(capsys):
 def test_doctor_names_the_fix_for_an_old_torch(monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.1.0")
     finding = doctor.check_torch()
-    assert finding.ok is False and "older than 2.3" in finding.what
+    assert finding.ok is False and "older than 2.4" in finding.what
     assert "pip install" in finding.fix
 
 
