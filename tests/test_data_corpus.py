@@ -44,6 +44,17 @@ def test_same_seed_same_text_other_seed_other_text():
     assert data.pretraining_text(20_000, seed=3, split="val") != a
 
 
+def test_the_text_has_exactly_the_length_asked_for():
+    # Lengths ending just past a block boundary came out one or two characters short when the
+    # blank line after the last block was counted but never written.
+    first = data.story_corpus(1)[0]
+    boundary = len(first)
+    for n in [1, boundary - 1, boundary, boundary + 1, boundary + 2, boundary + 3, *range(1, 700, 7)]:
+        assert len(data.pretraining_text(n)) == n, n
+    assert data.pretraining_text(boundary + 2) == first + "\n\n"
+    assert data.pretraining_text(0) == ""
+
+
 def test_shorter_text_is_a_prefix_of_longer_text():
     long = data.pretraining_text(30_000)
     assert long.startswith(data.pretraining_text(12_345))
