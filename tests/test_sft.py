@@ -188,6 +188,8 @@ def test_every_reference_answer_is_well_formed():
         ("translate", "米娅有一只猫。", "汤姆很平静。", True),
         ("translate", "米娅有一只猫", "汤姆很平静。", False),  # no full stop
         ("translate", "Mia 有一只猫。", "汤姆很平静。", False),
+        ("translate", "。", "汤姆很平静。", False),  # punctuation alone
+        ("translate", "，，。", "汤姆很平静。", False),
         ("arithmetic", "12", "8", True),
         ("arithmetic", "08", "8", False),
         ("arithmetic", "eight", "8", False),

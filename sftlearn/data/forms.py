@@ -31,6 +31,7 @@ _NUMBER = re.compile(r"0|[1-9][0-9]*")
 _ENTITY = re.compile(r"(.+) \((person|place)\)")
 # Chinese characters and the Chinese punctuation the world's sentences use.
 _CHINESE = re.compile(r"[\u4e00-\u9fff，。、！？：；“”]+")
+_HANZI = re.compile(r"[\u4e00-\u9fff]")
 
 
 @lru_cache(maxsize=1)
@@ -91,7 +92,8 @@ def well_formed(family: str, prediction: str, answer: str) -> bool:
     if family == "entities":
         return _entity_list(prediction)
     if family == "translate":
-        return prediction.endswith("。") and _CHINESE.fullmatch(prediction) is not None
+        return (prediction.endswith("。") and _CHINESE.fullmatch(prediction) is not None
+                and _HANZI.search(prediction) is not None)  # punctuation alone is no sentence
     if family == "arithmetic":
         return _NUMBER.fullmatch(prediction) is not None
     return _string_result(prediction, answer)  # strings
