@@ -435,3 +435,15 @@ def test_pca_projection_returned_as_a_numpy_array_is_compared_up_to_sign(capsys)
 
     ch02.check_pca_project(with_numpy)
     assert "✓ pca_project" in capsys.readouterr().out
+
+
+def test_pca_projection_returned_as_a_list_is_compared_up_to_sign(capsys):
+    def as_list(X, k):  # .tolist(), with the first column flipped: still the right projection
+        Xc = X - X.mean(dim=0)
+        _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
+        projected = Xc @ Vh[:k].T
+        projected[:, 0] *= -1
+        return projected.tolist()
+
+    ch02.check_pca_project(as_list)
+    assert "✓ pca_project" in capsys.readouterr().out

@@ -395,6 +395,11 @@ def check_pca_project(pca_project: Any) -> str:
         expected = reference_pca_project(X, k)
         if isinstance(got, np.ndarray) and got.dtype.kind == "f":
             got = torch.from_numpy(got).to(expected.dtype)  # e.g. scikit-learn's PCA: fine too
+        elif isinstance(got, list):  # nested lists of numbers (e.g. .tolist()): signs aligned too
+            try:
+                got = torch.tensor(got, dtype=expected.dtype)
+            except (TypeError, ValueError):
+                pass  # ragged or not numbers: compare_arrays explains
         if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.is_floating_point():
             got = align_signs(got.detach(), expected)
             mistakes = {words: (align_signs(value, expected), hint)
