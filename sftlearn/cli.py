@@ -28,8 +28,9 @@ def _cmd_doctor(args) -> int:
     return 1 if any(f.ok is False for f in findings) else 0
 
 
-def _load(model_arg: str, device: str | None = None):
-    """A model and tokenizer from a saved folder, or from the zoo by name."""
+def _load(model_arg: str, device: str | None = None, progress: bool = True):
+    """A model and tokenizer from a saved folder, or from the zoo by name (built on first use,
+    with progress bars unless ``progress=False``)."""
     from .checkpoint import load_model, load_tokenizer_from
     from .device import get_device
     from .zoo import RECIPES, base_model
@@ -37,7 +38,7 @@ def _load(model_arg: str, device: str | None = None):
     device = get_device(device)  # a ValueError that names the available devices
 
     if model_arg in RECIPES:
-        return base_model(model_arg, device=device)
+        return base_model(model_arg, device=device, progress=progress)
     path = Path(model_arg)
     if not path.is_dir():
         raise SystemExit(
@@ -52,7 +53,10 @@ def _load(model_arg: str, device: str | None = None):
 
 def _finetune_config(args):
     from .train import TrainConfig
+    from .validation import check_int
 
+    check_int("--train-per-family", args.train_per_family)
+    check_int("--eval-per-family", args.eval_per_family)
     return TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        warmup_steps=max(1, args.steps // 20), eval_interval=max(args.steps // 4, 1),
                        eval_batches=4, log_interval=10, device=args.device,
@@ -65,7 +69,7 @@ def _cmd_demo(args) -> int:
 
     config = _finetune_config(args)  # first: a bad option fails before any model is loaded
     start = time.perf_counter()
-    model, tokenizer = _load(args.model, args.device)
+    model, tokenizer = _load(args.model, args.device, progress=not args.quiet)
     print(f"Base model: {args.model}, {model.num_parameters():,} parameters "
           f"({time.perf_counter() - start:.0f} s so far)")
     test = data.sft_examples("test", n_per_family=args.eval_per_family)
@@ -112,20 +116,22 @@ def _cmd_sft(args) -> int:
     from .sft import evaluate_tasks, finetune
 
     config = _finetune_config(args)  # first: a bad option fails before any model is loaded
-    model, tokenizer = _load(args.base, args.device)
+    model, tokenizer = _load(args.base, args.device, progress=not args.quiet)
     train = data.sft_examples("train", n_per_family=args.train_per_family)
     val = data.sft_examples("val", n_per_family=20)
     trainer = finetune(model, tokenizer, train, val, config)
     print(trainer.history.summary())
-    print(evaluate_tasks(model, tokenizer, "test", n_per_family=args.eval_per_family).table())
-    save_model(model.cpu(), args.out, tokenizer)
+    save_model(model, args.out, tokenizer)  # before scoring: minutes of training are never lost
     print(f"Saved to {args.out}")
+    print(evaluate_tasks(model, tokenizer, "test", n_per_family=args.eval_per_family).table())
     return 0
 
 
 def _cmd_chat(args) -> int:
+    from .generation import check_sampling
     from .sft import generate_answers
 
+    check_sampling(args.temperature, top_p=args.top_p)  # before loading, and also when greedy
     model, tokenizer = _load(args.model, args.device)
     sampling = {} if args.temperature == 0 else {"temperature": args.temperature, "top_p": args.top_p}
 

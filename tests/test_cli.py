@@ -1,5 +1,6 @@
 """The ``sftlearn`` command: help texts, doctor, chat, errors, and an end-to-end demo run."""
 
+import re
 import subprocess
 import sys
 
@@ -121,6 +122,45 @@ def test_bad_length_groups_fail_before_any_model_is_loaded(command, capsys, monk
     monkeypatch.setattr(cli, "_load", lambda *a: pytest.fail("loaded a model"))
     assert cli.main([*command, "--length-groups", "-1"]) == 2
     assert "length_groups must be an int >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, option, message", [
+    (["sft", "--out", "unused"], ["--eval-per-family", "0"], "--eval-per-family must be a positive int"),
+    (["demo"], ["--train-per-family", "0"], "--train-per-family must be a positive int"),
+    (["chat", "unused", "--prompt", "hi"], ["--top-p", "7"], r"top_p must be in \(0, 1\]"),
+    (["chat", "unused", "--prompt", "hi"], ["--temperature", "-1"], "temperature must be >= 0"),
+])
+def test_bad_counts_and_sampling_fail_before_any_model_is_loaded(command, option, message, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("loaded a model"))
+    assert cli.main([*command, *option]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_sft_saves_the_model_before_scoring_it(tmp_path, monkeypatch, capsys):
+    # Scoring comes last: if it fails, the minutes of training are already on disk.
+    from sftlearn import sft
+    from sftlearn.tokenizer import CharTokenizer
+
+    tokenizer = CharTokenizer.from_world()
+    model = GPT(GPTConfig.preset("micro", vocab_size=tokenizer.vocab_size))
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: (model, tokenizer))
+
+    class FakeTrainer:
+        class history:
+            @staticmethod
+            def summary():
+                return "trained"
+
+    monkeypatch.setattr(sft, "finetune", lambda *a, **k: FakeTrainer())
+
+    def failing_scorer(*a, **k):
+        raise ValueError("scoring failed")
+
+    monkeypatch.setattr(sft, "evaluate_tasks", failing_scorer)
+    assert cli.main(["sft", "--out", str(tmp_path / "out")]) == 2
+    assert (tmp_path / "out" / "model.safetensors").exists()
+    assert "scoring failed" in capsys.readouterr().err
 
 
 def test_demo_runs_end_to_end_on_the_micro_model(tmp_path, monkeypatch, capsys):
