@@ -69,8 +69,13 @@ _MARKER = re.compile(
     r"^(?P<indent>[ \t]*)### (?P<edge>BEGIN|END) (?P<kind>SOLUTION|HIDDEN TESTS|HIDDEN)[ \t\r]*$"
 )
 # Anything that looks like a marker; in code cells it must then be an exact marker,
-# or a typo ("## BEGIN SOLUTION") would silently leak the solution to students.
-_MARKER_LIKE = re.compile(r"\b(BEGIN|END)[ \t]+(SOLUTION|HIDDEN)\b", re.IGNORECASE)
+# or a typo ("## BEGIN SOLUTION", "### BEGIN_SOLUTION") would silently leak the solution.
+_MARKER_LIKE = re.compile(r"\b(BEGIN|END)[ \t_-]*(SOLUTION|HIDDEN)\b", re.IGNORECASE)
+# In markdown, prose may mention markers; a line that is nothing but a marker-like phrase
+# (with #, emphasis or punctuation around it) is a typo all the same.
+_MARKER_LINE_LIKE = re.compile(
+    r"^[\s#*_`>.:-]*(BEGIN|END)[ \t_-]*(SOLUTION|HIDDEN([ \t_-]*TESTS)?)[\s#*_`.:-]*$", re.IGNORECASE
+)
 
 
 class ExerciseMarkerError(ValueError):
@@ -100,7 +105,8 @@ def find_regions(source: str, *, cell: int = 0, where: str = "notebook", code: b
 
     Raises :class:`ExerciseMarkerError` naming ``where`` (the notebook), the cell and
     the line (1-based) for an unclosed, unopened, nested or misspelled marker.
-    ``code=False`` (markdown) skips the misspelling check: prose may mention markers.
+    ``code=False`` (markdown) checks only lines that are nothing but a marker-like phrase:
+    prose may mention markers.
     """
     regions: list[Region] = []
     open_marker: re.Match[str] | None = None
@@ -112,7 +118,7 @@ def find_regions(source: str, *, cell: int = 0, where: str = "notebook", code: b
     for number, line in enumerate(source.split("\n")):
         marker = _MARKER.match(line)
         if marker is None:
-            if code and _MARKER_LIKE.search(line):
+            if (_MARKER_LIKE.search(line) if code else _MARKER_LINE_LIKE.match(line)):
                 raise fail(number, (
                     f"{line.strip()!r} looks like an exercise marker but is not written exactly "
                     "'### BEGIN SOLUTION' / '### END SOLUTION' (three #, one space, capitals, "
@@ -146,11 +152,11 @@ def find_regions(source: str, *, cell: int = 0, where: str = "notebook", code: b
 
 
 def solution_regions(nb: NotebookNode, where: str = "notebook") -> list[Region]:
-    """All marked regions of a notebook (code and markdown cells), in order."""
+    """All marked regions of a notebook, in order. Raw cells are read as strictly as code:
+    nothing about them is prose, and an answer in one must not pass through unseen."""
     regions: list[Region] = []
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type in ("code", "markdown"):
-            regions += find_regions(cell.source, cell=index, where=where, code=cell.cell_type == "code")
+        regions += find_regions(cell.source, cell=index, where=where, code=cell.cell_type != "markdown")
     return regions
 
 

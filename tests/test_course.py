@@ -184,8 +184,9 @@ def test_regions_are_found_per_cell():
 # ------------------------------------------------------------------ marker errors
 
 
-def marker_error(source: str, tmp_path: Path) -> str:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), code_cell(source)])
+def marker_error(source: str, tmp_path: Path, make_cell=None) -> str:
+    cell = (make_cell or code_cell)(source)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), cell])
     write(nb, tmp_path / "solutions" / "05_bad.ipynb")
     with pytest.raises(ExerciseMarkerError) as info:
         build_exercises(tmp_path / "solutions", tmp_path / "exercises")
@@ -216,6 +217,39 @@ def test_mismatched_end_is_an_error(tmp_path):
 def test_misspelled_marker_is_an_error_so_solutions_cannot_leak(tmp_path):
     message = marker_error("## BEGIN SOLUTION\nx = 1\n### END SOLUTION", tmp_path)
     assert "looks like an exercise marker" in message and "line 1" in message
+
+
+@pytest.mark.parametrize("source", [
+    "### BEGIN_SOLUTION\nx = 1\n### END_SOLUTION",  # underscores
+    "### BEGIN-SOLUTION\nx = 1\n### END SOLUTION",
+    "# begin solution\nx = 1\n### END SOLUTION",
+])
+def test_other_misspellings_in_code_are_errors(source, tmp_path):
+    assert "looks like an exercise marker" in marker_error(source, tmp_path)
+
+
+@pytest.mark.parametrize("source", [
+    "## BEGIN SOLUTION\nThe answer is 42.\n### END SOLUTION",
+    "**BEGIN SOLUTION**\nThe answer is 42.\n### END SOLUTION",
+    "### BEGIN SOLUTION\nThe answer is 42.\n### END_SOLUTION",
+])
+def test_a_markdown_line_that_is_only_a_misspelled_marker_is_an_error(source, tmp_path):
+    message = marker_error(source, tmp_path, nbformat.v4.new_markdown_cell)
+    assert "looks like an exercise marker" in message
+
+
+def test_markdown_prose_may_mention_markers(tmp_path):
+    prose = "Put the answer between `### BEGIN SOLUTION` and `### END SOLUTION` lines, as nbgrader does."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(prose)])
+    assert solution_regions(nb) == []
+
+
+def test_a_raw_cell_is_read_like_code(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_raw_cell("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION")])
+    exercise = make_exercise(nb)
+    assert "42" not in exercise.cells[0].source  # the answer does not pass through
+    assert "looks like an exercise marker" in marker_error(
+        "## BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", tmp_path, nbformat.v4.new_raw_cell)
 
 
 def test_missing_or_empty_solutions_folder(tmp_path):
