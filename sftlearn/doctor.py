@@ -88,6 +88,9 @@ def check_torch() -> Finding:
         import torch
     except ImportError:
         return Finding(False, "PyTorch is not installed", f"run: {INSTALL}")
+    except Exception as error:  # e.g. OSError: a shared library of a CUDA build is missing
+        return Finding(False, f"PyTorch is installed but fails to import: {type(error).__name__}: "
+                              f"{error}", f"reinstall it: pip install --force-reinstall torch, then {INSTALL}")
     if _version_tuple(torch.__version__) < MIN_TORCH:
         return Finding(
             False,
@@ -219,7 +222,11 @@ def check_module(name: str, purpose: str, fix: str, minimum: tuple[int, ...] | N
     """Is ``name`` importable (and at least version ``minimum``)?"""
     if importlib.util.find_spec(name) is None:
         return Finding(False, f"{name} is missing ({purpose})", fix)
-    module = importlib.import_module(name)
+    try:
+        module = importlib.import_module(name)
+    except Exception as error:  # installed but broken (a missing library, a bad build): say so
+        return Finding(False, f"{name} is installed but fails to import ({purpose}): "
+                              f"{type(error).__name__}: {error}", fix)
     version = getattr(module, "__version__", "")
     if minimum and version and _version_tuple(version) < minimum:
         needed = ".".join(map(str, minimum))

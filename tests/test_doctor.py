@@ -39,6 +39,32 @@ def test_old_python_is_refused_with_the_version_to_install(monkeypatch):
     assert "Python 3.10 or newer" in finding.fix
 
 
+def test_a_torch_that_fails_to_load_is_reported_not_raised(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "torch":
+            raise OSError("libcudnn.so.9: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    finding = doctor.check_torch()
+    assert finding.ok is False
+    assert finding.what == "PyTorch is installed but fails to import: OSError: libcudnn.so.9: cannot open shared object file"
+    assert "--force-reinstall torch" in finding.fix
+
+
+def test_a_package_that_fails_to_import_is_reported_not_raised(tmp_path, monkeypatch):
+    (tmp_path / "broken_pkg_sftlearn.py").write_text("raise ImportError('libfoo.so: not found')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    finding = doctor.check_module("broken_pkg_sftlearn", "a test", "pip install it")
+    assert finding.ok is False and finding.fix == "pip install it"
+    assert finding.what == ("broken_pkg_sftlearn is installed but fails to import (a test): "
+                            "ImportError: libfoo.so: not found")
+
+
 def test_missing_torch_points_at_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes "import torch" raise ImportError
     finding = doctor.check_torch()

@@ -126,6 +126,11 @@ def test_headless_explorer_draws_and_prints(monkeypatch, capsys, model, tokenize
     assert lines[0] == "prompt: 'Mia'"
     assert len(lines) == 5 and lines[1].startswith("greedy             | ")
     plt.close("all")
+    # 0 and 1 switch top-k and top-p off, as they do on the live explorer's sliders
+    assert sw.sampling_explorer(model, tokenizer, "Mia", top_k=0, top_p=1.0, settings=settings, n=1,
+                                max_new_tokens=4) is None
+    assert len(shown) == 2 and len(shown[1].axes) == 2  # the model's distribution and τ = 2 only
+    plt.close("all")
 
 
 def test_widget_reacts_to_the_sliders(model, tokenizer):

@@ -294,6 +294,9 @@ def sampling_explorer(model, tokenizer, prompt: str, temperature: float = 2.0, t
     sliders instead.
     """
     if headless():
+        # 0 for top-k and 1 for top-p mean "off", as on the live explorer's sliders
+        top_k = top_k if top_k else None
+        top_p = top_p if top_p is not None and top_p < 1 else None
         sampling_figure(model, tokenizer, prompt, temperature, top_k, top_p)
         plt.show()
         rows = samples_table(model, tokenizer, prompt, settings, n, max_new_tokens, seed)
