@@ -61,7 +61,7 @@ def launch_info(environ: Mapping[str, str] | None = None) -> LaunchInfo | None:
     talk to, so no process group is needed.
     """
     environ = os.environ if environ is None else environ
-    if "WORLD_SIZE" not in environ:
+    if "WORLD_SIZE" not in environ or environ["WORLD_SIZE"].strip() == "1":
         return None
     values = {}
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):

@@ -21,13 +21,15 @@ class History:
 
     @property
     def best_val_loss(self) -> float:
-        return min(self.val_loss) if self.val_loss else math.inf
+        """The lowest finite validation loss (inf if there is none: a NaN is never the best)."""
+        return min((v for v in self.val_loss if math.isfinite(v)), default=math.inf)
 
     @property
     def best_step(self) -> int | None:
-        if not self.val_loss:
+        best = self.best_val_loss
+        if not math.isfinite(best):
             return None
-        return self.val_steps[self.val_loss.index(self.best_val_loss)]
+        return self.val_steps[self.val_loss.index(best)]
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -31,7 +31,8 @@ State = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 def _check_cell_inputs(name: str, x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor,
-                       weight_hh: torch.Tensor, blocks: int) -> None:
+                       weight_hh: torch.Tensor, blocks: int, bias_ih: torch.Tensor | None = None,
+                       bias_hh: torch.Tensor | None = None) -> None:
     """Raise a ValueError naming the mismatch, before torch raises an obscure one."""
     for label, t in (("x", x), ("h", h), ("weight_ih", weight_ih), ("weight_hh", weight_hh)):
         if not isinstance(t, torch.Tensor):
@@ -40,6 +41,12 @@ def _check_cell_inputs(name: str, x: torch.Tensor, h: torch.Tensor, weight_ih: t
         raise ValueError(
             f"{name}: x and h must be 2-D, (batch, features), got x {tuple(x.shape)} and "
             f"h {tuple(h.shape)}. For a single example use x[None] (or .unsqueeze(0))."
+        )
+    if x.shape[0] != h.shape[0]:
+        # broadcasting would quietly pair one input with every row of h (or fail obscurely)
+        raise ValueError(
+            f"{name}: x has {x.shape[0]} examples but h has {h.shape[0]}; each example needs its "
+            f"own state (start from torch.zeros({x.shape[0]}, hidden))."
         )
     hidden = h.shape[1]
     if weight_ih.shape != (blocks * hidden, x.shape[1]):
@@ -53,6 +60,12 @@ def _check_cell_inputs(name: str, x: torch.Tensor, h: torch.Tensor, weight_ih: t
             f"{name}: weight_hh has shape {tuple(weight_hh.shape)} but should be "
             f"({blocks * hidden}, {hidden}) for a hidden state of size {hidden}."
         )
+    for label, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is not None and tuple(bias.shape) != (blocks * hidden,):
+            raise ValueError(
+                f"{name}: {label} has shape {tuple(bias.shape)} but should be ({blocks * hidden},), "
+                f"one number per row of the weights."
+            )
 
 
 def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -70,7 +83,7 @@ def rnn_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_h
 
     x (B, I), h (B, H) -> new h (B, H).
     """
-    _check_cell_inputs("rnn_cell", x, h, weight_ih, weight_hh, blocks=1)
+    _check_cell_inputs("rnn_cell", x, h, weight_ih, weight_hh, 1, bias_ih, bias_hh)
     return torch.tanh(_affine(x, weight_ih, bias_ih) + _affine(h, weight_hh, bias_hh))
 
 
@@ -82,7 +95,7 @@ def lstm_cell(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, weight_ih: torc
     i, f, o = σ(...) are gates in (0, 1); the candidate g = tanh(...) is in (−1, 1), so the cell
     can add or subtract; c_t = f ⊙ c_{t-1} + i ⊙ g; h_t = o ⊙ tanh(c_t) keeps h in (−1, 1).
     """
-    _check_cell_inputs("lstm_cell", x, h, weight_ih, weight_hh, blocks=4)
+    _check_cell_inputs("lstm_cell", x, h, weight_ih, weight_hh, 4, bias_ih, bias_hh)
     if c.shape != h.shape:
         raise ValueError(f"lstm_cell: c has shape {tuple(c.shape)} but must match h {tuple(h.shape)}.")
     pre = _affine(x, weight_ih, bias_ih) + _affine(h, weight_hh, bias_hh)  # (B, 4H)
@@ -101,7 +114,7 @@ def gru_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_h
     r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz + W_hz h + b_hz),
     n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}.
     """
-    _check_cell_inputs("gru_cell", x, h, weight_ih, weight_hh, blocks=3)
+    _check_cell_inputs("gru_cell", x, h, weight_ih, weight_hh, 3, bias_ih, bias_hh)
     from_x = _affine(x, weight_ih, bias_ih).chunk(3, dim=1)  # 3 × (B, H)
     from_h = _affine(h, weight_hh, bias_hh).chunk(3, dim=1)
     r = torch.sigmoid(from_x[0] + from_h[0])

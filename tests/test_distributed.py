@@ -217,6 +217,7 @@ def test_a_checkpoint_of_two_processes_does_not_resume_in_one(ddp_run, tmp_path)
 def test_alone_nothing_is_distributed():
     assert distributed.launch_info({}) is None
     assert distributed.launch_info({"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0"}) is None
+    assert distributed.launch_info({"WORLD_SIZE": "1"}) is None  # one process: nothing else needed
     assert (distributed.rank(), distributed.world_size(), distributed.is_main_process()) == (0, 1, True)
     assert distributed.sum_over_ranks([3, 4]) == [3, 4]
     model = torch.nn.Linear(2, 2)

@@ -118,6 +118,12 @@ def test_bad_shapes_are_explained():
         cell_weights(torch.nn.GRU(I, H), layer=3)
     with pytest.raises(TypeError, match="must be a torch.Tensor"):
         gru_cell([0.0] * I, torch.zeros(1, H), torch.zeros(3 * H, I), torch.zeros(3 * H, H))
+    rnn = cell_weights(torch.nn.RNN(I, H))
+    with pytest.raises(ValueError, match="x has 1 examples but h has 4"):  # broadcast before
+        rnn_cell(torch.zeros(1, I), torch.zeros(4, H), **rnn)
+    with pytest.raises(ValueError, match=rf"bias_hh has shape \({H + 2},\) but should be \({H},\)"):
+        rnn_cell(torch.zeros(B, I), torch.zeros(B, H), rnn["weight_ih"], rnn["weight_hh"],
+                 rnn["bias_ih"], torch.zeros(H + 2))
 
 
 # ----------------------------------------------------------------------- convolution

@@ -200,6 +200,17 @@ def test_mfu_counts_attention_at_the_batches_own_lengths():
     assert model.flops_per_token(27.2) < model.flops_per_token()  # the context would overstate it
 
 
+def test_the_best_validation_loss_is_never_a_nan():
+    from sftlearn.history import History
+
+    for losses in ([math.nan, 1.2, 1.5], [1.2, math.nan, 1.5], [1.5, 1.2, math.nan]):
+        history = History(val_steps=[10, 20, 30], val_loss=losses)
+        assert history.best_val_loss == 1.2 and history.best_step == 10 * (losses.index(1.2) + 1)
+    nothing = History(val_steps=[10], val_loss=[math.nan])
+    assert nothing.best_val_loss == math.inf and nothing.best_step is None
+    assert History().best_step is None
+
+
 def test_history_plot_draws_train_and_validation_curves():
     trainer = make_trainer(fresh_model(), cyclic_blocks(), cyclic_blocks(4, seed=2),
                            max_steps=20, batch_size=8, eval_interval=10, log_interval=5)
