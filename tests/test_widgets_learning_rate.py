@@ -87,6 +87,20 @@ def test_headless_explorer_draws_the_static_sweep(monkeypatch):
     assert lrw.learning_rate_explorer() is None
     assert len(shown) == 1 and len(shown[0].axes) == 4
     plt.close("all")
+    # what the live explorer refuses, the static one refuses too, in the same words
+    with pytest.raises(ValueError, match=r"lr = 5 is outside the explorer's slider, which runs from 0.00316228 to 0.316228"):
+        lrw.learning_rate_explorer(lr=5)
+    with pytest.raises(ValueError, match="steepness = 0.5 is outside the explorer's slider"):
+        lrw.learning_rate_explorer(steepness=0.5)
+
+
+def test_live_and_static_explorers_refuse_the_same_starting_values(monkeypatch):
+    monkeypatch.delenv("SFTLEARN_HEADLESS", raising=False)
+    monkeypatch.setattr(lrw, "headless", lambda: False)
+    with pytest.raises(ValueError, match=r"lr = 5 is outside the explorer's slider, which runs from 0.00316228 to 0.316228"):
+        lrw.learning_rate_explorer(lr=5)
+    with pytest.raises(ValueError, match="steepness = 0.5 is outside the explorer's slider"):
+        lrw.learning_rate_explorer(steepness=0.5)
 
 
 def test_widget_reacts_to_the_learning_rate_slider():

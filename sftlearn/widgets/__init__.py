@@ -45,6 +45,12 @@ def check_slider_value(name: str, value: float, slider) -> None:
     if slider.value != value:
         log = hasattr(slider, "base")  # a FloatLogSlider's min and max are exponents
         low, high = (slider.base**slider.min, slider.base**slider.max) if log else (slider.min, slider.max)
+        check_in_range(name, value, low, high)
+
+
+def check_in_range(name: str, value: float, low: float, high: float) -> None:
+    """The same refusal without a slider: headless explorers accept what the live one does."""
+    if not low <= value <= high:
         raise ValueError(f"{name} = {value} is outside the explorer's slider, which runs from "
                          f"{low:g} to {high:g}; start it inside that range.")
 

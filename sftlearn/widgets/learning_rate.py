@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
+from sftlearn.widgets import Explorer, check_in_range, check_slider_value, figure_png, headless
 
 START = (-4.0, 1.5)  # far along the gentle direction, a little way up the steep one
 STEPS = 25
@@ -206,6 +206,11 @@ def sweep_figure(lrs: tuple[float, ...] | None = None, a: float = 1.0, b: float 
 
 # ----------------------------------------------------------------------------- the widget
 
+# The sliders' ranges (the learning rate's on a log scale: exponents of 10): interesting rates
+# span two decades, from crawling to diverging.
+LR_EXPONENTS = (-2.5, -0.5)
+STEEPNESS = (1.0, 25.0)
+
 
 class LearningRateExplorer(Explorer):
     """A learning-rate slider and a steepness slider over a picture of the path.
@@ -221,11 +226,10 @@ class LearningRateExplorer(Explorer):
         import ipywidgets as w  # imported here: the package must import without it
 
         self.steps, self.start, self.draw = steps, start, draw
-        # Log scale: interesting rates span two decades, from crawling to diverging.
-        self.lr = w.FloatLogSlider(value=lr, base=10, min=-2.5, max=-0.5, step=0.01,
+        self.lr = w.FloatLogSlider(value=lr, base=10, min=LR_EXPONENTS[0], max=LR_EXPONENTS[1], step=0.01,
                                    description="learning rate η", readout_format=".3f",
                                    style={"description_width": "initial"}, continuous_update=False)
-        self.steepness = w.FloatSlider(value=steepness, min=1.0, max=25.0, step=0.5,
+        self.steepness = w.FloatSlider(value=steepness, min=STEEPNESS[0], max=STEEPNESS[1], step=0.5,
                                        description="steepness b", style={"description_width": "initial"},
                                        continuous_update=False)
         check_slider_value("lr", lr, self.lr)
@@ -271,6 +275,8 @@ def learning_rate_explorer(lr: float = 0.05, steepness: float = 10.0, steps: int
     after showing the static figure.
     """
     if headless():
+        check_in_range("lr", lr, 10 ** LR_EXPONENTS[0], 10 ** LR_EXPONENTS[1])
+        check_in_range("steepness", steepness, *STEEPNESS)
         sweep_figure(b=steepness, steps=steps)
         plt.show()
         return None
