@@ -69,6 +69,15 @@ def test_bad_settings_are_explained():
         sw.filter_stages(LOGITS[None])
 
 
+def test_empty_tables_and_charts_are_refused_plainly(model, tokenizer):
+    with pytest.raises(ValueError, match="settings is empty"):
+        sw.samples_table(model, tokenizer, "Mia", settings=())
+    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+        sw.samples_table(model, tokenizer, "Mia", n=0)
+    with pytest.raises(ValueError, match="n_show must be a positive int, got 0"):
+        sw.stages_figure(sw.filter_stages(LOGITS), tokenizer, n_show=0)
+
+
 def test_next_token_logits_match_the_model(model, tokenizer):
     prompt = "Mia lives on the farm."
     logits = sw.next_token_logits(model, tokenizer, prompt)

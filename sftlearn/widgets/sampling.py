@@ -29,6 +29,7 @@ import torch
 
 from sftlearn import plots
 from sftlearn.generation import check_sampling, filter_logits
+from sftlearn.validation import check_int
 from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
 
 # (label, temperature, top_k, top_p) for the static table of samples.
@@ -148,6 +149,7 @@ def stages_figure(stages: list[Stage], tokenizer, n_show: int = 10, title: str |
     """One bar chart per stage, over the same ``n_show`` tokens (the model's most likely ones)."""
     if not stages:
         raise ValueError("no stages to draw: pass the list that filter_stages returns.")
+    check_int("n_show", n_show, fix="It is how many of the most likely tokens each chart shows.")
     order = torch.argsort(stages[0].probs, descending=True)[:n_show]
     labels = [plots.drawable(token_label(tokenizer, i)) for i in order.tolist()]
     # Chinese characters need a font that has them (without one, drawable() wrote code points).
@@ -181,6 +183,10 @@ def sampling_figure(model, tokenizer, prompt: str, temperature: float = 2.0, top
 def samples_table(model, tokenizer, prompt: str, settings=DEFAULT_SETTINGS, n: int = 2,
                   max_new_tokens: int = 80, seed: int = 0) -> list[tuple[str, str]]:
     """(setting, continuation) rows: ``n`` samples for each setting, same seed for all."""
+    check_int("n", n, fix="It is how many samples each setting draws.")
+    if not settings:
+        raise ValueError("settings is empty: give at least one (label, temperature, top_k, top_p) row, "
+                         "e.g. the default DEFAULT_SETTINGS.")
     rows = []
     for label, temperature, top_k, top_p in settings:
         for text in sample_texts(model, tokenizer, prompt, n, max_new_tokens, temperature,
