@@ -151,8 +151,8 @@ def seed_everything(seed: int) -> None:
 
 @contextlib.contextmanager
 def seeded(seed: int):
-    """Run a block with torch's random generators seeded with ``seed``, then give the caller
-    back the random state it had: code that builds a fixed model inside
+    """Run a block with torch's CPU generator seeded with ``seed``, then give the caller back
+    the random state it had: code that builds a fixed model on the CPU inside
 
     >>> with seeded(0):
     ...     model = torch.nn.Linear(4, 2)
@@ -160,8 +160,10 @@ def seeded(seed: int):
     always builds the same one, and does not change what the caller's next ``torch.rand``
     returns (an exercise check or a speed test must not reseed the reader's notebook)."""
     check_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    # The CPU generator only: forking the GPUs' generators would start CUDA on a GPU machine
+    # for nothing, and torch.manual_seed would reseed them without giving their state back.
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
         yield
 
 
