@@ -4,8 +4,9 @@ Two rules:
 
 1. **Atomic writes** (``sftlearn.files``). A file is written under a temporary name and then
    renamed over the final name (``os.replace`` is atomic on one file system). A crash
-   mid-write leaves the old file intact, never a half-written one. A training checkpoint is a folder; the folder is written
-   in full under a temporary name, renamed, and only then does ``latest.json`` point at it.
+   mid-write leaves the old file intact, never a half-written one. A training checkpoint is a
+   folder; the folder is written in full under a temporary name, renamed, and only then does
+   ``latest.json`` point at it.
 2. **No code on load.** Weights are stored as safetensors (plain tensors, nothing executable);
    the optimizer's state uses ``torch.load(weights_only=True)``, which refuses pickled objects
    that could run code.
