@@ -30,6 +30,10 @@ How the numbers are stored differently:
    names that one and the logits agree to float rounding.
 3. **Biases.** GPT-2 always has biases. A model built with ``bias=False`` is exported with
    zero biases, which compute exactly the same thing, and imported back without them.
+4. **Positions under left padding.** Our GPT numbers positions from each row's first real
+   token; Hugging Face's GPT-2 counts from the first column, padding included. For
+   left-padded batches pass ``position_ids=model.position_ids(input_ids, attention_mask)``
+   to the exported model, or its logits differ from ours.
 
 What GPT-2's format cannot hold is refused with a ``ValueError`` that says what to change: an
 output layer that is not tied to the token embedding, LoRA adapters that are not merged yet, or
