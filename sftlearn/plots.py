@@ -100,8 +100,9 @@ def _as_array(name: str, values: Any, dims: tuple[int, ...]) -> np.ndarray:
                         f"got {type(values).__name__}.") from None
     if array.ndim not in dims:
         allowed = " or ".join(str(d) for d in dims)
-        raise ValueError(f"{name} must have {allowed} dimensions, got shape {array.shape}. "
-                         "For a batch, pick one example first (e.g. weights[0]).")
+        hint = ("For a batch, pick one example first (e.g. weights[0])." if array.ndim > max(dims)
+                else "It has too few: pass the whole array, not one row or one number of it.")
+        raise ValueError(f"{name} must have {allowed} dimensions, got shape {array.shape}. {hint}")
     return array
 
 

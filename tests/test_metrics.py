@@ -77,6 +77,17 @@ def test_perplexity_from_logits_matches_torch_and_ignores_minus_100():
     assert perplexity_from_logits(logits, targets) == pytest.approx(expected, rel=1e-6)
 
 
+def test_perplexity_from_logits_keeps_float64_and_scores_bf16_in_float32():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6, 9, dtype=torch.float64)
+    targets = torch.randint(0, 9, (3, 6))
+    exact = math.exp(F.cross_entropy(logits.reshape(-1, 9), targets.reshape(-1)).item())
+    assert perplexity_from_logits(logits, targets) == pytest.approx(exact, rel=1e-12)
+    low = logits.to(torch.bfloat16)
+    in_float32 = math.exp(F.cross_entropy(low.float().reshape(-1, 9), targets.reshape(-1)).item())
+    assert perplexity_from_logits(low, targets) == pytest.approx(in_float32, rel=1e-6)
+
+
 def test_perplexity_from_logits_of_equal_logits_is_the_vocabulary_size():
     logits = torch.zeros(3, 4, 11)
     targets = torch.randint(0, 11, (3, 4), generator=torch.Generator().manual_seed(1))

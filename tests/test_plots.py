@@ -74,8 +74,10 @@ def test_confusion_matrix_counts_and_normalised():
 
 
 def test_bad_inputs_are_explained():
-    with pytest.raises(ValueError, match="must have 2 dimensions, got shape"):
+    with pytest.raises(ValueError, match=r"must have 2 dimensions, got shape \(2, 2, 2\)\. For a batch, pick one"):
         plots.heatmap(np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"must have 2 dimensions, got shape \(4,\)\. It has too few"):
+        plots.heatmap(np.zeros(4))
     with pytest.raises(ValueError, match="row_labels has 3 labels but the matrix has 2 rows"):
         plots.heatmap(np.zeros((2, 2)), row_labels=["a", "b", "c"])
     with pytest.raises(ValueError, match="must have 3 or 4 dimensions"):

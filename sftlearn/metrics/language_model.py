@@ -94,9 +94,9 @@ def perplexity_from_logits(
             f"but one is {int(targets[bad][0])}"
         )
     with torch.no_grad():
-        loss = F.cross_entropy(
-            logits.reshape(-1, vocab).float(), targets.reshape(-1), ignore_index=ignore_index
-        )
+        # half-precision logits are scored in float32; float64 ones keep their precision
+        scores = logits if logits.dtype == torch.float64 else logits.float()
+        loss = F.cross_entropy(scores.reshape(-1, vocab), targets.reshape(-1), ignore_index=ignore_index)
     return perplexity(loss)
 
 
