@@ -89,14 +89,12 @@ def check_torch() -> Finding:
     except ImportError:
         return Finding(False, "PyTorch is not installed", f"run: {INSTALL}")
     except Exception as error:  # e.g. OSError: a shared library of a CUDA build is missing
-        return Finding(False, f"PyTorch is installed but fails to import: {type(error).__name__}: "
-                              f"{error}", f"reinstall it: pip install --force-reinstall torch, then {INSTALL}")
+        return Finding(False, f"PyTorch is installed but fails to import: {type(error).__name__}: {error}",
+                       f"reinstall it: pip install --force-reinstall torch, then {INSTALL}")
     if _version_tuple(torch.__version__) < MIN_TORCH:
-        return Finding(
-            False,
-            f"PyTorch {torch.__version__} is older than {'.'.join(map(str, MIN_TORCH))}",
-            f"upgrade: pip install -U 'torch>={'.'.join(map(str, MIN_TORCH))}'",
-        )
+        needed = ".".join(map(str, MIN_TORCH))
+        return Finding(False, f"PyTorch {torch.__version__} is older than {needed}",
+                       f"upgrade: pip install -U 'torch>={needed}'")
     return Finding(True, f"PyTorch {torch.__version__}")
 
 

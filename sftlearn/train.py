@@ -463,7 +463,7 @@ class Trainer:
         try:
             while self.step < cfg.max_steps and not self.should_stop:
                 step = self.train_step()
-                self._window = tuple(total + new for total, new in zip(self._window, step))
+                self._window = tuple(so_far + new for so_far, new in zip(self._window, step))
                 bar.update(1)
                 last_step = self.step == cfg.max_steps
                 if self.step % cfg.log_interval == 0 or last_step:

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from ..model import IGNORE_INDEX  # targets with this value are not scored (padding, prompt tokens)
 
 
-
 def perplexity(mean_cross_entropy: float | torch.Tensor) -> float:
     """``exp(mean_cross_entropy)``: the perplexity of a model whose average loss per token is
     ``mean_cross_entropy`` nats.
