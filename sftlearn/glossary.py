@@ -452,10 +452,11 @@ GLOSSARY: list[Term] = [
     _t("temperature", "温度", 8,
        "Dividing the logits by τ before the softmax: τ < 1 sharpens the distribution, τ > 1 flattens it.",),
     _t("top-k sampling", "top-k 采样", 8,
-       "Sampling only among the k most probable tokens.",),
+       "Sampling only among the k most probable tokens.",
+       "top-k"),
     _t("top-p sampling", "核采样（top-p 采样）", 8,
        "Sampling only among the most probable tokens whose probabilities add up to at least p.",
-       "nucleus sampling"),
+       "nucleus sampling", "top-p"),
     _t("KV cache", "键值缓存", 8,
        "Keeping the keys and values of tokens already processed, so generating a new token only computes attention for that token.",
        "key-value cache"),
@@ -680,10 +681,17 @@ def _compact(key: str) -> str:
     return key.replace(" ", "")
 
 
+def _chinese_names(chinese: str) -> list[str]:
+    """The Chinese name, and each part of a name with a gloss in full-width brackets:
+    "核采样（top-p 采样）" is also found as "核采样" and as "top-p 采样"."""
+    parts = [part.strip() for part in re.split(r"[（）]", chinese)]
+    return [chinese] + [part for part in parts if part and part != chinese]
+
+
 def _index(compact: bool) -> dict[str, Term]:
     index: dict[str, Term] = {}
     for entry in GLOSSARY:
-        for name in (entry.term, entry.chinese, *entry.aliases):
+        for name in (entry.term, *_chinese_names(entry.chinese), *entry.aliases):
             key = _key(name)
             index.setdefault(_compact(key) if compact else key, entry)
     return index

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sftlearn.glossary import CHAPTERS, GLOSSARY, Term, UnknownTermError, glossary_table, lookup, terms
-from sftlearn.glossary import _compact, _key
+from sftlearn.glossary import _chinese_names, _compact, _key
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -43,7 +43,7 @@ STANDARD_CHINESE = {
 
 
 def all_names(entry: Term) -> list[str]:
-    return [entry.term, entry.chinese, *entry.aliases]
+    return [entry.term, *_chinese_names(entry.chinese), *entry.aliases]
 
 
 def test_every_entry_is_complete():
@@ -98,6 +98,24 @@ def test_lookup_by_alias_spelling_and_chinese():
     assert lookup("encoder-decoder").term == "encoder–decoder"
     assert lookup("困惑度").term == "perplexity"
     assert lookup("低秩适配").term == "LoRA"
+
+
+@pytest.mark.parametrize(("query", "english"), [
+    ("轮次", "epoch"),                      # stored as "轮次（epoch）"
+    ("核采样", "top-p sampling"),           # stored as "核采样（top-p 采样）"
+    ("top-p 采样", "top-p sampling"),
+    ("相对熵", "KL divergence"),            # the gloss in brackets finds it too
+    ("KL 散度", "KL divergence"),
+    ("top-k", "top-k sampling"),            # the lessons' short names
+    ("Top-P", "top-p sampling"),
+])
+def test_lookup_by_either_part_of_a_bracketed_chinese_name_and_by_short_name(query, english):
+    assert lookup(query).term == english
+
+
+def test_chinese_names_split_only_at_full_width_brackets():
+    assert _chinese_names("轮次（epoch）") == ["轮次（epoch）", "轮次", "epoch"]
+    assert _chinese_names("困惑度") == ["困惑度"]
 
 
 def test_introduced_in_the_right_chapter():
