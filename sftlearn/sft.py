@@ -102,31 +102,54 @@ def generate_answers(
         prompts.append(ids)
     if not sampling:
         sampling = {"greedy": True}
-    answers: list[str] = []
     block = model.config.block_size
+    for p in prompts:
+        if len(p) >= block:
+            raise ValueError(
+                f"A prompt is {len(p)} tokens long; the model's context is {block}. Shorten it."
+            )
+    answers: list[str] = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
-        T = max(len(p) for p in chunk)
-        if T >= block:
-            raise ValueError(
-                f"A prompt is {T} tokens long; the model's context is {block}. Shorten it."
-            )
-        # left padding: every prompt ends at the same column, so new tokens line up
-        ids = torch.full((len(chunk), T), tokenizer.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), T), dtype=torch.long)
-        for row, p in enumerate(chunk):
-            ids[row, T - len(p) :] = torch.tensor(p)
-            mask[row, T - len(p) :] = 1
-        new = min(max_new_tokens, block - T)
-        out = model.generate(
-            ids.to(device), new, attention_mask=mask.to(device),
-            stop_token=tokenizer.end_id, **sampling,
-        )
-        for row in out[:, T:].tolist():
-            if tokenizer.end_id in row:
-                row = row[: row.index(tokenizer.end_id)]
-            answers.append(tokenizer.decode(row, skip_special=True))
+        # Every row gets the budget it would get alone: min(max_new_tokens, room left in its
+        # own context). Left padding makes a batch as long as its longest prompt, so rows whose
+        # budget the context cuts are generated one by one, the rest together.
+        fits = [len(p) + max_new_tokens <= block for p in chunk]
+        replies: dict[int, str] = {}
+        together = [i for i, ok in enumerate(fits) if ok]
+        for i, reply in zip(together, _replies(model, tokenizer, [chunk[i] for i in together],
+                                                max_new_tokens, sampling, device)):
+            replies[i] = reply
+        for i in (i for i, ok in enumerate(fits) if not ok):
+            replies[i] = _replies(model, tokenizer, [chunk[i]], block - len(chunk[i]), sampling,
+                                  device)[0]
+        answers += [replies[i] for i in range(len(chunk))]
     return answers
+
+
+def _replies(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, sampling: dict,
+             device) -> list[str]:
+    """Generate for a batch of prompts that all fit ``max_new_tokens`` more tokens; the decoded
+    replies, each cut at its end token."""
+    if not prompts:
+        return []
+    T = max(len(p) for p in prompts)
+    # left padding: every prompt ends at the same column, so new tokens line up
+    ids = torch.full((len(prompts), T), tokenizer.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), T), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, T - len(p) :] = torch.tensor(p)
+        mask[row, T - len(p) :] = 1
+    out = model.generate(
+        ids.to(device), max_new_tokens, attention_mask=mask.to(device),
+        stop_token=tokenizer.end_id, **sampling,
+    )
+    replies = []
+    for row in out[:, T:].tolist():
+        if tokenizer.end_id in row:
+            row = row[: row.index(tokenizer.end_id)]
+        replies.append(tokenizer.decode(row, skip_special=True))
+    return replies
 
 
 @dataclass

@@ -4,7 +4,7 @@ What is proved here:
 - fine-tuning works: a micro model learns a small instruction set by heart with ``finetune``
   (exact match on its training prompts goes from 0 to >= 90%);
 - ``generate_answers`` gives the same greedy replies in a left-padded batch as one prompt at a
-  time, and drops a trailing reference answer instead of conditioning on it;
+  time (the same length budget too, when a long batch-mate fills the context), and drops a trailing reference answer instead of conditioning on it;
 - ``evaluate_tasks`` aggregates exactly (checked with a scripted model) and its response loss
   equals a cross-entropy computed independently with ``torch.nn.functional.cross_entropy``
   over the assistant tokens only;
@@ -75,6 +75,18 @@ def test_batched_left_padded_generation_equals_one_prompt_at_a_time():
     single = [sft.generate_answers(model, TOK, [ex], max_new_tokens=10)[0] for ex in examples]
     assert len(set(single)) >= 6 and all(single), single
     assert batched == single
+
+
+def test_each_reply_gets_the_budget_it_would_get_alone():
+    # A long prompt leaves little room in the context; the short prompt batched with it must
+    # still get all of its max_new_tokens, not the long one's remainder.
+    model = lively(micro(block=64)).eval()
+    short, long = chat("Hi"), chat("Tom has a red kite and a blue ball. Who?")
+    alone = [sft.generate_answers(model, TOK, [c], max_new_tokens=40)[0] for c in (short, long)]
+    together = sft.generate_answers(model, TOK, [short, long], max_new_tokens=40)
+    long_prompt = len(render_conversation(TOK, long, add_generation_prompt=True)[0])
+    assert len(alone[0]) > 64 - long_prompt  # the old shared budget would have cut it
+    assert together == alone
 
 
 def test_reference_answer_is_dropped_not_used_as_context():
