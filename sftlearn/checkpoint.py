@@ -146,6 +146,7 @@ def save_model(model, path: str | Path, tokenizer=None) -> Path:
     config also names the head, so ``load_model`` rebuilds the same kind of model."""
     from .heads import head_spec
 
+    check_tokenizer_fits(model.config, tokenizer)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     save_weights(model, path / MODEL_FILE)
@@ -154,9 +155,27 @@ def save_model(model, path: str | Path, tokenizer=None) -> Path:
     if head is not None:
         config["head"] = head
     write_json(path / CONFIG_FILE, config)
-    if tokenizer is not None:
-        tokenizer.save(path / TOKENIZER_FILE)
+    store_tokenizer(path / TOKENIZER_FILE, tokenizer)
     return path
+
+
+def check_tokenizer_fits(config: GPTConfig, tokenizer) -> None:
+    """Refuse a tokenizer with more ids than the model has embeddings (None passes)."""
+    if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(
+            f"The tokenizer has {tokenizer.vocab_size} tokens but the model only "
+            f"{config.vocab_size} embeddings: this is not the tokenizer the model was "
+            f"trained with. Pass the model's own tokenizer (or None)."
+        )
+
+
+def store_tokenizer(file: Path, tokenizer) -> None:
+    """Write ``tokenizer`` to ``file``; with None, remove a tokenizer an earlier save left
+    there, which would otherwise be loaded as this model's."""
+    if tokenizer is not None:
+        tokenizer.save(file)
+    elif file.exists():
+        file.unlink()
 
 
 def read_format_json(path: str | Path, name: str, fmt: str, what: str, how_to_save: str) -> dict:

@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import CONFIG_FILE, MODEL_FILE, read_json, write_json
+from .checkpoint import CONFIG_FILE, MODEL_FILE, check_tokenizer_fits, read_json, store_tokenizer, write_json
 from .files import atomic_write
 from .config import GPTConfig
 from .model import GPT
@@ -71,12 +71,7 @@ def to_transformers(model: GPT, tokenizer, path: str | Path) -> Path:
     """Write ``model`` (and ``tokenizer``, unless None) as a Hugging Face GPT-2 folder."""
     _check_is_gpt(model)
     _check_exportable(model)
-    if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
-        raise ValueError(
-            f"The tokenizer has {tokenizer.vocab_size} tokens but the model only "
-            f"{model.config.vocab_size} embeddings: this is not the tokenizer the model was "
-            f"trained with. Pass the model's own tokenizer (or None)."
-        )
+    check_tokenizer_fits(model.config, tokenizer)
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} is a file; give to_transformers a folder to write into.")
@@ -87,11 +82,7 @@ def to_transformers(model: GPT, tokenizer, path: str | Path) -> Path:
     # Hugging Face refuses safetensors files whose metadata does not say they hold torch tensors.
     atomic_write(path / MODEL_FILE, lambda tmp: save_file(tensors, str(tmp), {"format": "pt"}))
     write_json(path / CONFIG_FILE, gpt2_config_dict(model.config, dtype))
-    tokenizer_file = path / TOKENIZER_FILE
-    if tokenizer is not None:
-        tokenizer.save(tokenizer_file)
-    elif tokenizer_file.exists():
-        tokenizer_file.unlink()  # a stale tokenizer from an earlier export would mislead
+    store_tokenizer(path / TOKENIZER_FILE, tokenizer)
     return path
 
 

@@ -24,6 +24,28 @@ def test_save_and_load_model_round_trip(tmp_path, micro_model):
     assert torch.equal(loaded.eval()(x)[0], micro_model.eval()(x)[0])
 
 
+def test_a_save_without_tokenizer_removes_the_one_an_earlier_save_left(tmp_path, micro_model):
+    from sftlearn.tokenizer import CharTokenizer
+
+    tokenizer = CharTokenizer("abcdef")
+    assert tokenizer.vocab_size <= VOCAB
+    ckpt.save_model(micro_model, tmp_path / "m", tokenizer)
+    assert ckpt.load_tokenizer_from(tmp_path / "m").encode("cab") == tokenizer.encode("cab")
+    ckpt.save_model(micro_model, tmp_path / "m")  # another model, no tokenizer this time
+    assert ckpt.load_tokenizer_from(tmp_path / "m") is None
+    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_is_refused_before_anything_is_written(tmp_path, micro_model):
+    from sftlearn.tokenizer import CharTokenizer
+
+    too_big = CharTokenizer("".join(chr(0x4E00 + i) for i in range(VOCAB)))
+    assert too_big.vocab_size > VOCAB
+    with pytest.raises(ValueError, match=rf"The tokenizer has {too_big.vocab_size} tokens but the model only {VOCAB} embeddings"):
+        ckpt.save_model(micro_model, tmp_path / "m", too_big)
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("kind", ["SequenceClassifier", "TokenClassifier"])
 def test_a_model_with_a_task_head_loads_as_the_same_kind(tmp_path, micro_model, kind):
     from sftlearn import heads
