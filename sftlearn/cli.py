@@ -33,6 +33,7 @@ def _load(model_arg: str, device: str | None = None, progress: bool = True):
     with progress bars unless ``progress=False``)."""
     from .checkpoint import load_model, load_tokenizer_from
     from .device import get_device
+    from .model import GPT
     from .zoo import RECIPES, base_model
 
     device = get_device(device)  # a ValueError that names the available devices
@@ -48,7 +49,14 @@ def _load(model_arg: str, device: str | None = None, progress: bool = True):
     tokenizer = load_tokenizer_from(path)
     if tokenizer is None:
         raise SystemExit(f"error: {path} has no tokenizer.json; save the model with its tokenizer.")
-    return load_model(path, device).eval(), tokenizer
+    model = load_model(path, device).eval()
+    if not isinstance(model, GPT):  # a task head (chapter 11) labels text but cannot write any
+        raise SystemExit(
+            f"error: {path} holds a {type(model).__name__}, a GPT with a task head: it labels "
+            f"text but does not write it. Give a language model (saved from a GPT without a "
+            f"head) or a zoo model ({', '.join(RECIPES)})."
+        )
+    return model, tokenizer
 
 
 def _finetune_config(args):

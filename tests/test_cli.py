@@ -85,6 +85,17 @@ def test_folder_without_tokenizer_is_a_clear_error(tmp_path, micro_model):
         cli.main(["chat", str(tmp_path / "m"), "--prompt", "hi"])
 
 
+@pytest.mark.parametrize("command", [["chat", "{}", "--prompt", "hi"], ["demo", "--model", "{}"],
+                                     ["sft", "--base", "{}", "--out", "unused"]])
+def test_a_folder_holding_a_classifier_is_a_clear_error(tmp_path, micro_model, command):
+    from sftlearn.heads import SequenceClassifier
+    from sftlearn.tokenizer import CharTokenizer
+
+    save_model(SequenceClassifier(micro_model, num_labels=2), tmp_path / "m", CharTokenizer("abc"))
+    with pytest.raises(SystemExit, match="holds a SequenceClassifier, a GPT with a task head"):
+        cli.main([arg.format(tmp_path / "m") for arg in command])
+
+
 def test_bad_device_is_reported_without_a_traceback(saved_model, capsys):
     code = cli.main(["chat", str(saved_model), "--prompt", "hi", "--device", "tpu"])
     assert code == 2
