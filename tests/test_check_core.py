@@ -195,6 +195,20 @@ def test_dtype_families():
     compare_arrays("mask", torch.tensor([0, 1]), torch.tensor([False, True]))  # 0/1 ints are fine
 
 
+def test_plain_python_numbers_convert_only_when_no_value_changes():
+    # Lists and numbers carry no dtype, so whole floats pass for integers and 0/1 for a mask,
+    # but truncating 1.7 to 1 (or reading 0.5 as True) would accept a wrong answer.
+    compare_arrays("ids", [1.0, 2.0], torch.tensor([1, 2]))
+    compare_arrays("n", 3, torch.tensor(3.0))
+    compare_arrays("mask", [1, 0], torch.tensor([True, False]))
+    assert "should hold integers" in failure_of(compare_arrays, "ids", [1.7, 2.2], torch.tensor([1, 2])).message
+    assert "should hold integers" in failure_of(compare_arrays, "n", 2.9, torch.tensor(2)).message
+    assert "should be a boolean mask" in failure_of(
+        compare_arrays, "mask", [0.5, 0.0], torch.tensor([True, False])).message
+    assert "should be a boolean mask" in failure_of(
+        compare_arrays, "mask", [2, 0], torch.tensor([True, False])).message
+
+
 def test_integer_values_must_match_exactly():
     failure = failure_of(compare_arrays, "ids", torch.tensor([5, 6, 8]), torch.tensor([5, 6, 7]))
     assert failure.message == "ids is wrong at 1 of 3 positions; the first is index 2: got 8, expected 7."

@@ -447,13 +447,19 @@ def _family(t: torch.Tensor) -> str:
 def _match_dtype_family(name: str, got: torch.Tensor, expected: torch.Tensor, strict: bool) -> torch.Tensor:
     """Return ``got`` in ``expected``'s dtype, or fail if the kinds of number differ.
 
-    Python numbers and lists (``strict=False``) are converted silently; tensors and
-    arrays must hold the right kind: floats where floats are expected, integers where
-    integers (token ids, counts) are expected. 0/1 integers pass for a boolean mask.
+    Python numbers and lists (``strict=False``) are converted silently when no value
+    changes (``[1.0, 2.0]`` for integers, ``3`` for a float); tensors and arrays must hold
+    the right kind: floats where floats are expected, integers where integers (token ids,
+    counts) are expected. 0/1 integers pass for a boolean mask.
     """
     got_family, want_family = _family(got), _family(expected)
-    if got_family == want_family or not strict:
+    if got_family == want_family:
         return got.to(expected.dtype)
+    if not strict:
+        converted = got.to(expected.dtype)
+        # 1.7 would become the integer 1 and 0.5 the boolean True: a wrong answer made right
+        if torch.equal(converted.to(torch.float64), got.to(torch.float64)):
+            return converted
     if {got_family, want_family} == {"bool", "integer"} and bool(((got == 0) | (got == 1)).all()):
         return got.to(expected.dtype)
     if want_family == "float":
