@@ -222,8 +222,16 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, input_ids, attention_mask=None) -> torch.Tensor:
-        """Attention weights of every layer and head: (L, B, H, T, T), via the math path."""
-        _, weights = self.hidden_states(input_ids, attention_mask, return_weights=True)
+        """Attention weights of every layer and head: (L, B, H, T, T), via the math path.
+
+        Computed in eval mode (dropout off), so the same input always gives the same maps;
+        the model's mode is restored afterwards."""
+        was_training = self.training
+        self.eval()
+        try:
+            _, weights = self.hidden_states(input_ids, attention_mask, return_weights=True)
+        finally:
+            self.train(was_training)
         return torch.stack(weights)
 
     # ------------------------------------------------------------------- sizes

@@ -144,6 +144,16 @@ def test_attention_weights_rows_sum_to_one_and_are_causal(micro_model):
     assert maps[..., upper].abs().max() == 0
 
 
+def test_attention_maps_of_a_model_with_dropout_are_repeatable_and_keep_its_mode(micro_config):
+    torch.manual_seed(0)
+    model = GPT(micro_config.with_(dropout=0.3))  # a new model is in training mode
+    x = torch.randint(0, VOCAB, (1, 10))
+    first, second = model.attention_maps(x), model.attention_maps(x)
+    assert torch.equal(first, second)  # dropout off while the maps are computed
+    assert torch.equal(first, model.eval().attention_maps(x))
+    assert not model.train().attention_maps(x).isnan().any() and model.training
+
+
 @pytest.mark.parametrize("path", ["fused", "math"])
 def test_causal_mask_never_leaks_the_future(micro_config, path):
     torch.manual_seed(0)
