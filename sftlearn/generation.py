@@ -72,6 +72,23 @@ def next_token(
 
 
 @torch.no_grad()
+def _stop_ids(stop_token) -> torch.Tensor:
+    """``stop_token`` (None, an id, a list of ids, a NumPy integer or an integer tensor) as a
+    1-D tensor of ids."""
+    if stop_token is None:
+        return torch.tensor([], dtype=torch.long)
+    try:
+        ids = torch.as_tensor(stop_token)
+    except (TypeError, ValueError, RuntimeError):
+        ids = None
+    if ids is None or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(
+            f"stop_token must be a token id or a list of ids (ints), got {stop_token!r}; "
+            f"e.g. stop_token=tokenizer.end_id."
+        )
+    return ids.long().reshape(-1)
+
+
 def generate(
     model,
     input_ids: torch.Tensor,
@@ -93,9 +110,8 @@ def generate(
     """
     if greedy:
         temperature = 0.0
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}.")
     model.check_input_ids(input_ids)
+    check_int("max_new_tokens", max_new_tokens, minimum=0)
     B, T = input_ids.shape
     block_size = model.config.block_size
     if T + max_new_tokens > block_size:
@@ -117,11 +133,7 @@ def generate(
             "real token (attention_mask 1). Put the pad ids before each prompt, as "
             "sftlearn.sft.generate_answers does."
         )
-    stops = (
-        torch.tensor([], dtype=torch.long)
-        if stop_token is None
-        else torch.tensor([stop_token] if isinstance(stop_token, int) else list(stop_token))
-    ).to(input_ids.device)
+    stops = _stop_ids(stop_token).to(input_ids.device)  # (S,)
 
     was_training = model.training
     model.eval()

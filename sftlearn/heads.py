@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .datasets import pad_right
-from .model import GPT, IGNORE_INDEX
+from .model import GPT, IGNORE_INDEX, check_targets
 from .validation import check_int
 
 __all__ = [
@@ -69,21 +69,13 @@ class _Head(nn.Module):
         """The body's ``GPTConfig`` (the Trainer records it in checkpoints)."""
         return self.body.config
 
-    def _check_targets(self, targets: torch.Tensor, shape: tuple[int, ...]) -> None:
-        if not isinstance(targets, torch.Tensor) or targets.is_floating_point():
-            raise TypeError(
-                "targets must be a tensor of integer class ids (use torch.tensor(labels) or "
-                ".long()); for scores or probabilities take .argmax(-1) first."
-            )
-        if tuple(targets.shape) != shape:
-            raise ValueError(
-                f"{type(self).__name__} needs targets of shape {shape}, got "
-                f"{tuple(targets.shape)}: {self._targets_hint}"
-            )
+    def _check_targets(self, targets: object, shape: tuple[int, ...]) -> torch.Tensor:
+        """``targets`` as int64 class ids, checked: integers, ``shape``, labels in range."""
+        targets = check_targets(targets, shape, f"{type(self).__name__} needs {self._targets_hint}")
         # Same policy as GPT.check_input_ids: reading values costs a GPU sync, so check on
         # the CPU and at evaluation, never inside a compiled graph.
         if torch.compiler.is_compiling() or not targets.numel():
-            return
+            return targets
         if targets.device.type == "cpu" or not self.training:
             bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= self.num_labels))
             if bool(bad.any()):
@@ -93,6 +85,7 @@ class _Head(nn.Module):
                     f"(num_labels={self.num_labels}; {IGNORE_INDEX} marks a position to skip). "
                     f"Map the labels to 0..{top} or build the head with more classes."
                 )
+        return targets
 
     @torch.no_grad()
     def predict(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
@@ -123,7 +116,7 @@ class SequenceClassifier(_Head):
         logits = self.score(self.dropout(pooled))  # (B, K)
         loss = None
         if targets is not None:
-            self._check_targets(targets, (input_ids.shape[0],))
+            targets = self._check_targets(targets, (input_ids.shape[0],))
             loss = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
         return logits, loss
 
@@ -145,7 +138,7 @@ class TokenClassifier(_Head):
         logits = self.score(self.dropout(hidden))  # (B, T, K)
         loss = None
         if targets is not None:
-            self._check_targets(targets, tuple(input_ids.shape))
+            targets = self._check_targets(targets, tuple(input_ids.shape))
             loss = F.cross_entropy(
                 logits.reshape(-1, self.num_labels), targets.reshape(-1), ignore_index=IGNORE_INDEX
             )

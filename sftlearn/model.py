@@ -22,6 +22,21 @@ from .kv_cache import KVCache
 IGNORE_INDEX = -100  # targets with this value contribute nothing to the loss
 
 
+def check_targets(targets: object, shape: tuple[int, ...], hint: str) -> torch.Tensor:
+    """``targets`` as int64 class ids, after checking it is an integer tensor of ``shape``
+    (``hint`` says what the targets are). int32 ids are accepted, as for the inputs."""
+    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() \
+            or targets.is_complex() or targets.dtype == torch.bool:
+        got = f"dtype {targets.dtype}" if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise TypeError(
+            f"targets must be a tensor of integer ids, got {got}: use torch.tensor(ids) or "
+            f".long(); for scores or probabilities take .argmax(-1) first."
+        )
+    if tuple(targets.shape) != shape:
+        raise ValueError(f"expected targets of shape {shape}, got {tuple(targets.shape)}: {hint}")
+    return targets.long()
+
+
 class MLP(nn.Module):
     """The feed-forward part of a block: widen ×4, GELU, project back, applied to each token."""
 
@@ -159,15 +174,13 @@ class GPT(nn.Module):
         kv_cache: KVCache | None = None,
         targets_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if targets is not None and targets.shape != input_ids.shape:
-            raise ValueError(
-                f"targets shape {tuple(targets.shape)} must equal input_ids shape "
-                f"{tuple(input_ids.shape)} (targets[:, t] is the token after input_ids[:, t])."
-            )
         if targets_only and targets is None:
             raise ValueError("targets_only=True computes the logits where a target counts, so "
                              "it needs targets; leave it False to get every position's logits.")
-        hidden, _ = self.hidden_states(input_ids, attention_mask, kv_cache)  # (B, T, C)
+        hidden, _ = self.hidden_states(input_ids, attention_mask, kv_cache)  # (B, T, C); checks the ids
+        if targets is not None:
+            targets = check_targets(targets, tuple(input_ids.shape),
+                                    "targets[:, t] is the token after input_ids[:, t].")
         if targets_only:
             keep = targets != IGNORE_INDEX  # (B, T); on a GPU, indexing with it waits for the GPU
             logits = self.lm_head(hidden[keep])  # (N, V): only where the loss looks

@@ -79,6 +79,27 @@ def test_stop_token_ends_rows_and_fills_them(model):
     assert out[1].tolist()[: 5 + first] == free[1].tolist()[: 5 + first]
 
 
+def test_a_stop_token_may_be_a_numpy_integer_or_a_tensor(model):
+    np = pytest.importorskip("numpy")
+    prompt = torch.randint(0, VOCAB, (2, 5))
+    stop = int(model.generate(prompt, 3, greedy=True)[0, -1])
+    plain = model.generate(prompt, 12, greedy=True, stop_token=stop)
+    for same in (np.int64(stop), torch.tensor(stop), torch.tensor([stop]), [np.int32(stop)]):
+        assert torch.equal(model.generate(prompt, 12, greedy=True, stop_token=same), plain)
+
+
+@pytest.mark.parametrize("bad", [2.5, "<|end|>", [1.0], True, torch.tensor([0.5])])
+def test_a_stop_token_that_is_not_an_id_is_named(model, bad):
+    with pytest.raises(TypeError, match="stop_token must be a token id or a list of ids"):
+        model.generate(torch.zeros(1, 3, dtype=torch.long), 2, stop_token=bad)
+
+
+@pytest.mark.parametrize("bad", [2.5, None, -1, "3"])
+def test_max_new_tokens_must_be_a_whole_number(model, bad):
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 0"):
+        model.generate(torch.zeros(1, 3, dtype=torch.long), bad)
+
+
 def test_generation_stops_early_when_every_row_is_done(model):
     prompt = torch.randint(0, VOCAB, (1, 5))
     first = int(model.generate(prompt, 1, greedy=True)[0, -1])

@@ -89,6 +89,19 @@ def test_sequence_loss_is_cross_entropy_and_ignores_minus_100():
     torch.testing.assert_close(loss, expected)
 
 
+@pytest.mark.parametrize("kind", ["sequence", "token"])
+def test_int32_labels_give_the_int64_loss(kind):
+    body = small_body()
+    ids, mask = pad(ragged_ids(n=3))
+    if kind == "sequence":
+        model, labels = SequenceClassifier(body, num_labels=3).eval(), torch.tensor([2, 0, 1])
+    else:
+        model, labels = TokenClassifier(body, num_labels=3).eval(), (ids % 3) * mask - 100 * (1 - mask)
+    _, loss64 = model(ids, targets=labels, attention_mask=mask)
+    _, loss32 = model(ids, targets=labels.int(), attention_mask=mask)
+    assert torch.equal(loss32, loss64)
+
+
 def test_sequence_classifier_bad_input():
     model = SequenceClassifier(small_body(), num_labels=2)
     ids, mask = pad(ragged_ids(n=2))
@@ -98,7 +111,7 @@ def test_sequence_classifier_bad_input():
         model(ids, targets=torch.tensor([0, -1]), attention_mask=mask)
     with pytest.raises(ValueError, match=r"targets of shape \(2,\).*one class id per example"):
         model(ids, targets=torch.zeros_like(ids), attention_mask=mask)
-    with pytest.raises(TypeError, match="integer class ids.*argmax"):
+    with pytest.raises(TypeError, match="integer ids.*argmax"):
         model(ids, targets=torch.tensor([0.0, 1.0]), attention_mask=mask)
     with pytest.raises(TypeError, match="torch.Tensor of token ids"):
         model([[1, 2]])

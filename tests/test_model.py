@@ -93,7 +93,7 @@ def test_targets_only_needs_targets_and_fails_like_the_full_loss(micro_model):
     x, y, _ = sft_like_batch()
     with pytest.raises(ValueError, match="targets_only=True .* needs targets"):
         micro_model(x, targets_only=True)
-    with pytest.raises(ValueError, match="targets shape"):
+    with pytest.raises(ValueError, match="expected targets of shape"):
         micro_model(x, targets=y[:, :5], targets_only=True)
     # every target ignored: NaN either way (the Trainer refuses such a step before the model)
     none = torch.full_like(y, -100)
@@ -282,8 +282,25 @@ def test_wrong_input_types_and_shapes(micro_model):
         micro_model(torch.tensor([1, 2, 3]))
     with pytest.raises(TypeError, match="integer ids"):
         micro_model(torch.zeros(1, 3))
-    with pytest.raises(ValueError, match="targets shape"):
+    with pytest.raises(ValueError, match="expected targets of shape"):
         micro_model(torch.zeros(1, 3, dtype=torch.long), targets=torch.zeros(1, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match="input_ids must be a torch.Tensor"):  # ids checked first
+        micro_model([[1, 2]], targets=torch.zeros(1, 2, dtype=torch.long))
+    for bad in ([[1, 2, 3]], torch.zeros(1, 3), torch.zeros(1, 3, dtype=torch.bool)):
+        with pytest.raises(TypeError, match="targets must be a tensor of integer ids"):
+            micro_model(torch.zeros(1, 3, dtype=torch.long), targets=bad)
+
+
+def test_int32_targets_give_the_int64_loss(micro_model):
+    # int32 input ids are accepted, so int32 targets are too (cross_entropy wants int64)
+    x = torch.randint(0, VOCAB, (2, 7))
+    y = torch.randint(0, VOCAB, (2, 7))
+    y[0, :3] = -100
+    _, loss64 = micro_model(x, targets=y)
+    _, loss32 = micro_model(x.int(), targets=y.int())
+    assert torch.equal(loss32, loss64)
+    _, only = micro_model(x, targets=y.int(), targets_only=True)
+    torch.testing.assert_close(only, loss64)
 
 
 @pytest.mark.parametrize("shape", [(1, 0), (0, 4), (0, 0)])
