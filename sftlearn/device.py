@@ -99,7 +99,7 @@ class Precision:
 FP32 = Precision("fp32", None, False)
 BF16 = Precision("bf16", torch.bfloat16, False)
 FP16 = Precision("fp16", torch.float16, True)
-_PRECISIONS = {"fp32": FP32, "bf16": BF16, "fp16": FP16}
+PRECISIONS = {"fp32": FP32, "bf16": BF16, "fp16": FP16}
 
 
 def choose_precision(device: torch.device, requested: str = "auto") -> Precision:
@@ -112,7 +112,7 @@ def choose_precision(device: torch.device, requested: str = "auto") -> Precision
     """
     requested = requested.lower()
     if requested != "auto":
-        if requested not in _PRECISIONS:
+        if requested not in PRECISIONS:
             raise ValueError(
                 f"Unknown precision {requested!r}; use 'auto', 'fp32', 'bf16' or 'fp16'."
             )
@@ -121,7 +121,7 @@ def choose_precision(device: torch.device, requested: str = "auto") -> Precision
                 "fp16 training needs a CUDA GPU (its gradient scaler is CUDA-only); "
                 "use 'fp32' or 'bf16' on this device."
             )
-        return _PRECISIONS[requested]
+        return PRECISIONS[requested]
     if device.type == "cuda":
         return BF16 if native_bf16(device) else FP16
     return FP32

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -46,16 +47,21 @@ import torch
 from . import checkpoint as ckpt
 from . import distributed
 from .batching import example_lengths, length_grouped_order
-from .device import choose_precision, enable_fast_math, get_device
+from .device import PRECISIONS, choose_precision, enable_fast_math, get_device
 from .history import History
 from .model import IGNORE_INDEX
 from .perf import mfu, peak_flops
 from .schedule import lr_at
-from .validation import check_int
+from .validation import check_int, check_seed
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss and was stopped."""
+
+
+def _is_real(value) -> bool:
+    """A real number (int, float, NumPy float), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass
@@ -118,7 +124,27 @@ class TrainConfig:
                 f"TrainConfig.grad_clip must be a positive max gradient norm (e.g. 1.0) or None "
                 f"for no clipping, got {self.grad_clip}."
             )
-        self.betas = tuple(self.betas)
+        # Each check below stops a value that used to pass here and then fail inside fit with
+        # a torch error that does not name the setting, or train in some unintended way.
+        check_seed(self.seed)
+        check_int("TrainConfig.eval_interval", self.eval_interval, minimum=0,
+                  fix="0 = evaluate only at the end of training.")
+        check_int("TrainConfig.checkpoint_interval", self.checkpoint_interval, minimum=0,
+                  fix="0 = checkpoint only at the end of training.")
+        if not _is_real(self.weight_decay) or not 0 <= self.weight_decay < math.inf:
+            # a negative decay would push the weights away from 0 instead of towards it
+            raise ValueError(f"TrainConfig.weight_decay must be a number >= 0 (0.1 is usual, "
+                             f"0 = no decay), got {self.weight_decay!r}.")
+        betas = self.betas
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(_is_real(b) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), AdamW's decay rates "
+                             f"for the gradient's mean and square, e.g. (0.9, 0.95); got {betas!r}.")
+        self.betas = tuple(betas)
+        names = ("auto", *PRECISIONS)  # choose_precision ignores case
+        if not isinstance(self.precision, str) or self.precision.lower() not in names:
+            raise ValueError(f"TrainConfig.precision must be one of {', '.join(map(repr, names))}, "
+                             f"got {self.precision!r}; 'auto' picks the best for the device.")
 
     @property
     def resolved_min_lr(self) -> float:
@@ -450,9 +476,14 @@ class Trainer:
             folder = ckpt.latest_checkpoint(cfg.checkpoint_dir)
             if folder is not None:
                 self.load_checkpoint(folder)
+        # A run that stopped early is finished, like one that reached max_steps: fitting it
+        # again, or resuming it from its checkpoint (whose history records the early stop),
+        # trains nothing and writes nothing.
+        self.should_stop = self.history.stopped_early
+        if self.history.stop_reason.startswith("interrupted"):
+            self.history.stop_reason = ""  # the run goes on; another Ctrl-C will say so again
         if self.step == 0:
             torch.manual_seed(cfg.seed)  # dropout masks start from a known state
-        self.should_stop = False
         self.optimizer.zero_grad(set_to_none=True)
         from tqdm.auto import tqdm
 
@@ -461,6 +492,13 @@ class Trainer:
                    desc="training", dynamic_ncols=True, leave=True)
         window_start = time.perf_counter()
         try:
+            if self._evaluation_pending():
+                # A Ctrl-C during this step's evaluation left it undone, though the checkpoint
+                # written on the way out records the step as taken. Evaluate now, as the
+                # uninterrupted run did, so that the validation history, the best weights and
+                # early stopping come out the same.
+                self._evaluate_and_maybe_stop(bar)
+                self._saved_step = None  # the checkpoint of this step lacks that evaluation
             while self.step < cfg.max_steps and not self.should_stop:
                 step = self.train_step()
                 self._window = tuple(so_far + new for so_far, new in zip(self._window, step))
@@ -518,6 +556,16 @@ class Trainer:
         bar.set_postfix(postfix)
         for cb in self.callbacks:
             cb.on_log(self, logs)
+
+    def _evaluation_pending(self) -> bool:
+        """Whether the step just taken should have been evaluated but was not (fit was
+        interrupted during that evaluation)."""
+        cfg = self.config
+        if self.val_data is None or self.step == 0 or self.should_stop:
+            return False
+        due = (cfg.eval_interval and self.step % cfg.eval_interval == 0) or (
+            self.step == cfg.max_steps)
+        return bool(due) and self.history.val_steps[-1:] != [self.step]
 
     def _evaluate_and_maybe_stop(self, bar) -> None:
         cfg = self.config

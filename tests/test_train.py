@@ -290,6 +290,110 @@ def test_each_step_is_checkpointed_once(tmp_path, monkeypatch):
     assert saved == [3, 6]
 
 
+def test_resuming_an_early_stopped_run_trains_and_writes_nothing(tmp_path, monkeypatch):
+    # An early stop ends the run as reaching max_steps does: resuming it used to clear the stop
+    # and train on until the next evaluation without improvement, writing a new checkpoint.
+    from sftlearn import checkpoint
+
+    saved = []
+    real = checkpoint.save_training_checkpoint
+    monkeypatch.setattr(checkpoint, "save_training_checkpoint",
+                        lambda folder, step, *a: saved.append(step) or real(folder, step, *a))
+    train, val = cyclic_blocks(8, seed=0), cyclic_blocks(8, seed=1)
+    common = dict(max_steps=400, batch_size=4, lr=3e-3, eval_interval=5,
+                  early_stopping_patience=2, checkpoint_dir=str(tmp_path))
+    first = make_trainer(fresh_model(), train, val, **common)
+    full = first.fit()
+    assert full.stopped_early and saved == [first.step] and first.step < 400
+    assert full.best_step < first.step  # so restoring the best weights shows
+
+    resumed = make_trainer(fresh_model(seed=99), train, val, **common)
+    history = resumed.fit(resume=True)
+    assert resumed.step == first.step
+    assert saved == [first.step]  # no new checkpoint
+    assert (history.steps, history.val_steps, history.val_loss) == (
+        full.steps, full.val_steps, full.val_loss)
+    assert history.stop_reason == full.stop_reason
+    assert resumed.evaluate() == pytest.approx(full.best_val_loss, abs=1e-5)  # best weights back
+
+
+def test_ctrl_c_during_an_evaluation_resumes_with_that_evaluation(tmp_path):
+    # The checkpoint written on a Ctrl-C inside the evaluation of step 10 records step 10 as
+    # taken; the resumed run must still evaluate it, or the best weights and early stopping
+    # would be decided on other evaluations than the uninterrupted run's.
+    train, val = cyclic_blocks(8, seed=0), cyclic_blocks(8, seed=1)
+    common = dict(max_steps=30, batch_size=4, lr=3e-3, log_interval=5, eval_interval=5,
+                  eval_batches=None, early_stopping_patience=10, seed=3)
+    full_model = fresh_model()
+    full_trainer = make_trainer(full_model, train, val, **common)
+    full = full_trainer.fit()
+    assert full.val_steps == [5, 10, 15, 20, 25, 30]
+    assert full_trainer.evals_without_improvement > 0  # the counter is part of what must match
+
+    class Evals(Callback):
+        def __init__(self):
+            self.steps = []
+
+        def on_eval(self, trainer, val_loss):
+            self.steps.append(trainer.step)
+
+    eval_batches = {"n": 0}
+
+    def loss_interrupted_in_the_second_evaluation(m, batch):
+        if not m.training:  # evaluating: 2 validation batches per evaluation
+            eval_batches["n"] += 1
+            if eval_batches["n"] == 4:
+                raise KeyboardInterrupt
+        return m(batch["input_ids"], targets=batch["targets"])[1]
+
+    first = make_trainer(fresh_model(), train, val, checkpoint_dir=str(tmp_path), **common)
+    first.loss_fn = loss_interrupted_in_the_second_evaluation
+    first.fit()
+    assert first.history.stop_reason == "interrupted at step 10"
+    assert first.history.val_steps == [5]
+
+    evals = Evals()
+    resumed_model = fresh_model(seed=99)
+    resumed = Trainer(resumed_model, train, val, TrainConfig(
+        progress=False, checkpoint_dir=str(tmp_path), **common), collate_fn=stack_collate,
+        callbacks=[evals])
+    history = resumed.fit(resume=True)
+    assert evals.steps == [10, 15, 20, 25, 30]  # step 10's evaluation first, with its callback
+    assert history.val_steps == full.val_steps
+    assert history.val_loss == full.val_loss  # exact: the same weights at every evaluation
+    assert history.train_loss == full.train_loss
+    assert history.stop_reason == full.stop_reason  # the interruption is over once resumed
+    assert (resumed.best_val, resumed.evals_without_improvement) == (
+        full_trainer.best_val, full_trainer.evals_without_improvement)
+    for name, value in full_model.state_dict().items():  # the same best weights restored
+        assert torch.equal(resumed_model.state_dict()[name], value), name
+
+
+def test_ctrl_c_during_the_last_evaluation_rewrites_the_last_checkpoint(tmp_path):
+    # Interrupted in the evaluation of the final step, the resumed run has no step left to take:
+    # it evaluates and saves that step again, so that the checkpoint holds the evaluation too.
+    from sftlearn.checkpoint import latest_checkpoint, load_training_state
+
+    train, val = cyclic_blocks(8, seed=0), cyclic_blocks(8, seed=1)
+    common = dict(max_steps=6, batch_size=4, eval_interval=0, checkpoint_dir=str(tmp_path))
+
+    def interrupted_evaluation(m, batch):
+        if not m.training:
+            raise KeyboardInterrupt
+        return m(batch["input_ids"], targets=batch["targets"])[1]
+
+    first = make_trainer(fresh_model(), train, val, **common)
+    first.loss_fn = interrupted_evaluation
+    first.fit()
+    assert first.history.stop_reason == "interrupted at step 6"
+    assert first.history.val_steps == []
+
+    history = make_trainer(fresh_model(seed=99), train, val, **common).fit(resume=True)
+    assert history.val_steps == [6]
+    state = load_training_state(latest_checkpoint(tmp_path))
+    assert state["step"] == 6 and state["history"]["val_steps"] == [6]
+
+
 def test_resume_refuses_a_different_model(tmp_path):
     make_trainer(fresh_model(), cyclic_blocks(), max_steps=2, checkpoint_dir=str(tmp_path)).fit()
     other = GPT(GPTConfig.preset("micro", vocab_size=VOCAB, block_size=64, n_layer=3))
@@ -348,6 +452,34 @@ def test_empty_datasets_and_bad_config_are_refused():
         TrainConfig(max_steps=0)
     with pytest.raises(ValueError, match="lr must be positive"):
         TrainConfig(lr=-1.0)
+
+
+@pytest.mark.parametrize("setting, error, message", [
+    # each of these used to pass TrainConfig and fail inside fit with a torch error, or not at all
+    (dict(seed=None), TypeError, r"seed must be an int \(got NoneType\); pass e\.g\. seed=0"),
+    (dict(seed=1.5), TypeError, r"seed must be an int \(got float\)"),
+    (dict(eval_interval=-1), ValueError,
+     r"TrainConfig\.eval_interval must be an int >= 0, got -1\. 0 = evaluate only at the end"),
+    (dict(eval_interval=2.5), ValueError, r"TrainConfig\.eval_interval must be an int >= 0, got 2\.5"),
+    (dict(checkpoint_interval=-3), ValueError,
+     r"TrainConfig\.checkpoint_interval must be an int >= 0, got -3\. 0 = checkpoint only"),
+    (dict(weight_decay=-1), ValueError, r"TrainConfig\.weight_decay must be a number >= 0.*got -1"),
+    (dict(betas=(0.9,)), ValueError, r"TrainConfig\.betas must be two numbers in \[0, 1\).*got \(0\.9,\)"),
+    (dict(betas=(0.9, 1.5)), ValueError, r"TrainConfig\.betas must be two numbers in \[0, 1\)"),
+    (dict(precision="xx"), ValueError,
+     r"TrainConfig\.precision must be one of 'auto', 'fp32', 'bf16', 'fp16', got 'xx'"),
+])
+def test_bad_config_values_are_refused_when_the_config_is_made(setting, error, message):
+    with pytest.raises(error, match=message):
+        TrainConfig(**setting)
+
+
+def test_config_values_the_package_uses_are_accepted():
+    # eval_interval=0 and checkpoint_interval=0 mean "only at the end"; a checkpoint stores betas
+    # as a list; choose_precision ignores the case of the precision's name.
+    config = TrainConfig(seed=-7, eval_interval=0, checkpoint_interval=0, weight_decay=0,
+                         betas=[0.0, 0.999], precision="BF16")
+    assert config.betas == (0.0, 0.999)
 
 
 def test_frozen_model_is_refused():
