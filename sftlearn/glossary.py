@@ -636,7 +636,7 @@ GLOSSARY: list[Term] = [
        "A trick that uses a hard discrete choice in the forward pass but the gradient of a smooth relaxation in the backward pass.",
        "STE"),
     _t("Gumbel-softmax", "Gumbel-softmax 松弛", 13,
-       "A differentiable stand-in for sampling a category: softmax of the logits plus Gumbel noise, divided by a temperature.",
+       "A differentiable stand-in for sampling a category: the softmax of (logits + Gumbel noise) / temperature.",
        "Gumbel softmax trick"),
     _t("scaling law", "缩放定律", 13,
        "A measured power-law relation between a model's loss and its parameters, data or compute.",

@@ -222,6 +222,19 @@ def lookup_plural(term: str) -> Term:
         raise
 
 
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_every_term_of_a_chapter_is_written_in_its_lesson(lesson):
+    # A chapter's glossary table lists the terms it introduces; a term its lesson never
+    # mentions belongs to another chapter.
+    import nbformat
+
+    notebook = nbformat.read(lesson, as_version=4)
+    text = _key(" ".join(c.source for c in notebook.cells if c.cell_type == "markdown").replace("*", ""))
+    missing = [entry.term for entry in terms(int(lesson.name[:2]))
+               if not any(_key(name) in text for name in (entry.term, *entry.aliases))]
+    assert not missing, f"{lesson.name} never writes {missing}"
+
+
 def test_introduced_terms_are_found_in_a_lesson_like_text():
     text = "A **token** (词元) and **Jacobians** (雅可比矩阵: matrices). Not **bold** (here), " \
            "**softmax** (chapter 03)."
