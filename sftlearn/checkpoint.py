@@ -255,10 +255,18 @@ def save_training_checkpoint(
     # while latest.json points at it: atomic_write_dir keeps the old copy until the new one is in.
     final = atomic_write_dir(directory / name, write)
     write_json(directory / LATEST_FILE, {"checkpoint": name, "step": step})
-    old = sorted(p for p in directory.glob("step-*") if p.is_dir() and p.name != name)
+    # Only checkpoints of earlier steps are this run's past; a folder of a later step can only
+    # be another run's (a fresh run in a used folder; fit warns about it) and is left alone.
+    old = sorted(p for p in directory.glob("step-*") if p.is_dir() and _step_of(p) < step)
     for stale in old[: max(len(old) - (keep - 1), 0)]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _step_of(folder: Path) -> int:
+    """The step in a checkpoint folder's name ("step-0000120" -> 120; -1 if it is not one)."""
+    digits = folder.name.removeprefix("step-")
+    return int(digits) if digits.isdigit() else -1
 
 
 def latest_checkpoint(directory: str | Path) -> Path | None:

@@ -38,7 +38,9 @@ import math
 import numbers
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -62,6 +64,18 @@ class NonFiniteLossError(RuntimeError):
 def _is_real(value) -> bool:
     """A real number (int, float, NumPy float), but not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _warn_if_used(checkpoint_dir) -> None:
+    """Warn when a fresh run is about to write into a folder holding another run's checkpoints."""
+    pointer = Path(checkpoint_dir) / ckpt.LATEST_FILE
+    if pointer.exists():
+        warnings.warn(
+            f"{checkpoint_dir} already holds checkpoints of a run (it has a {pointer.name}). "
+            f"This run starts from step 0 and its checkpoints take over the folder; to continue "
+            f"that run instead, call fit(resume=True), or give this run an empty folder.",
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -476,6 +490,8 @@ class Trainer:
             folder = ckpt.latest_checkpoint(cfg.checkpoint_dir)
             if folder is not None:
                 self.load_checkpoint(folder)
+        elif cfg.checkpoint_dir and self.step == 0 and self.is_main:
+            _warn_if_used(cfg.checkpoint_dir)
         # A run that stopped early is finished, like one that reached max_steps: fitting it
         # again, or resuming it from its checkpoint (whose history records the early stop),
         # trains nothing and writes nothing.

@@ -134,6 +134,16 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path, micro_model):
     assert ckpt.latest_checkpoint(tmp_path).name == "step-0000004"
 
 
+def test_pruning_keeps_this_runs_previous_checkpoint_not_another_runs_later_one(tmp_path, micro_model):
+    # A fresh run in a folder that holds another run's step 100: the new run's own previous
+    # checkpoint must survive its next save (sorting names alone deleted it and kept step 100).
+    ckpt.save_training_checkpoint(tmp_path, 100, micro_model, {"step": 100}, keep=2)
+    for step in (10, 20, 30):
+        ckpt.save_training_checkpoint(tmp_path, step, micro_model, {"step": step}, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-0000020", "step-0000030", "step-0000100"]
+    assert ckpt.latest_checkpoint(tmp_path).name == "step-0000030"
+
+
 def test_no_checkpoint_yet_and_dangling_pointer(tmp_path):
     assert ckpt.latest_checkpoint(tmp_path) is None
     ckpt.write_json(tmp_path / "latest.json", {"checkpoint": "step-0000009", "step": 9})

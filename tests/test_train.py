@@ -290,6 +290,16 @@ def test_each_step_is_checkpointed_once(tmp_path, monkeypatch):
     assert saved == [3, 6]
 
 
+def test_a_fresh_run_in_a_folder_with_checkpoints_is_warned(tmp_path, recwarn):
+    make_trainer(fresh_model(), cyclic_blocks(), max_steps=2, checkpoint_dir=str(tmp_path)).fit()
+    assert not recwarn.list  # an empty folder: nothing to say
+    with pytest.warns(UserWarning, match=r"already holds checkpoints of a run.*fit\(resume=True\)"):
+        make_trainer(fresh_model(), cyclic_blocks(), max_steps=2, checkpoint_dir=str(tmp_path)).fit()
+    recwarn.clear()
+    make_trainer(fresh_model(), cyclic_blocks(), max_steps=4, checkpoint_dir=str(tmp_path)).fit(resume=True)
+    assert not [w for w in recwarn.list if "already holds" in str(w.message)]  # resuming is the point
+
+
 def test_resuming_an_early_stopped_run_trains_and_writes_nothing(tmp_path, monkeypatch):
     # An early stop ends the run as reaching max_steps does: resuming it used to clear the stop
     # and train on until the next evaluation without improvement, writing a new checkpoint.
