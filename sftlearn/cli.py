@@ -139,7 +139,10 @@ def _cmd_chat(args) -> int:
     from .generation import check_sampling
     from .sft import generate_answers
 
+    from .validation import check_int
+
     check_sampling(args.temperature, top_p=args.top_p)  # before loading, and also when greedy
+    check_int("--max-new-tokens", args.max_new_tokens)
     model, tokenizer = _load(args.model, args.device)
     sampling = {} if args.temperature == 0 else {"temperature": args.temperature, "top_p": args.top_p}
 

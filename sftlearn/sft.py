@@ -24,6 +24,7 @@ import torch
 
 from .datasets import Collator, SFTDataset, _message_list, check_chat_tokens, render_conversation
 from .train import TrainConfig, Trainer, evaluate_loss, targets_only_loss
+from .validation import check_int
 
 # The special tokens of the chat template, for reference (the tokenizer owns their ids).
 CHAT_TOKENS = {
@@ -92,6 +93,8 @@ def generate_answers(
     assistant message, if present, is dropped: it is the reference answer, not the prompt.
     """
     _check_chat_vocabulary(model, tokenizer)
+    check_int("max_new_tokens", max_new_tokens, minimum=0)
+    check_int("batch_size", batch_size)
     device = next(model.parameters()).device
     prompts = []
     for conv in conversations:

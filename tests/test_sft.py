@@ -104,6 +104,16 @@ def test_a_conversation_may_be_a_dict_holding_its_messages():
     assert as_dict == as_list
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    ({"max_new_tokens": -1}, "max_new_tokens must be an int >= 0"),
+    ({"max_new_tokens": 2.5}, "max_new_tokens must be an int >= 0"),
+    ({"batch_size": 0}, "batch_size must be a positive int"),
+])
+def test_bad_budget_or_batch_size_is_refused(option, message):
+    with pytest.raises(ValueError, match=message):
+        sft.generate_answers(micro().eval(), TOK, [chat("Who likes tea?")], **option)
+
+
 def test_prompt_longer_than_the_context_is_refused():
     model = micro(block=32).eval()
     with pytest.raises(ValueError, match=r"A prompt is \d+ tokens long; the model's context is 32\. Shorten it"):
