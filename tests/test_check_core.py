@@ -209,6 +209,15 @@ def test_plain_python_numbers_convert_only_when_no_value_changes():
         compare_arrays, "mask", [2, 0], torch.tensor([True, False])).message
 
 
+def test_a_number_written_as_text_is_not_a_number():
+    from sftlearn.check._core import as_number
+
+    assert as_number("loss", 0.105) == 0.105
+    failure = failure_of(as_number, "loss", "0.105")
+    assert failure.message == "loss should be a number, but it is the text '0.105'."
+    assert "not a string made from it" in failure.hint
+
+
 def test_integer_values_must_match_exactly():
     failure = failure_of(compare_arrays, "ids", torch.tensor([5, 6, 8]), torch.tensor([5, 6, 7]))
     assert failure.message == "ids is wrong at 1 of 3 positions; the first is index 2: got 8, expected 7."

@@ -316,6 +316,10 @@ def as_number(name: str, got: Any) -> float:
         return float(got.detach().reshape(()).item())
     if isinstance(got, bool):
         raise CheckFailure(f"{name} should be a number, but it is {got!r}.")
+    if isinstance(got, (str, bytes)):  # float("0.105") would pass a formatted printout
+        raise CheckFailure(f"{name} should be a number, but it is the text {short_repr(got)}.",
+                           hint="Return the number itself, not a string made from it "
+                                "(f\"{x:.3f}\" or str(x) are for printing).")
     try:  # ints, floats, numpy numbers and the like
         return float(got)
     except (TypeError, ValueError):
