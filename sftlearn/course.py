@@ -60,6 +60,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from .files import atomic_write
+
 SOLUTION_STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
 ANSWER_STUB = "*Your answer here.*"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -279,8 +281,8 @@ def build_exercises(src_dir: str | Path = "solutions", dst_dir: str | Path = "ex
     dst.mkdir(parents=True, exist_ok=True)
     for target, text in texts.items():
         if not target.exists() or target.read_text(encoding="utf-8") != text:
-            with open(target, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
+            # whole or not at all: a notebook cut short by Ctrl-C would not open in Jupyter
+            atomic_write(target, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8", newline="\n"))
     return list(texts)
 
 

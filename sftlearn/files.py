@@ -6,7 +6,8 @@ right name, and the next load would fail (or, worse, load garbage). Both functio
 under a temporary name in the same folder and then *rename*, which the operating system does
 in one step: the name points at the old complete thing or at the new complete thing, never
 at a part. Everything that sftlearn saves (models, checkpoints, tokenizers, LoRA adapters,
-the zoo's cache) goes through them.
+the zoo's cache, the generated exercise notebooks) goes through them, and gets the file
+modes a plain save would (the temporary names start private).
 """
 
 from __future__ import annotations
@@ -30,11 +31,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp = Path(tmp)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private (0600)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _umask() -> int:
+    """The process's umask (only readable by setting it, so set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -51,6 +60,9 @@ def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> 
     aside = tmp.with_name(tmp.name + ".previous")
     try:
         write(tmp)
+        # mkdtemp made it private (0700); a folder made with mkdir would follow the umask, and
+        # others must be able to read a shared model cache or a model saved for them.
+        os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
             os.replace(path, aside)
         try:

@@ -80,3 +80,20 @@ def test_a_failed_final_rename_puts_the_old_folder_back(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", real_replace)
     assert (target / "a.txt").read_text() == "old"
     assert os.listdir(tmp_path) == ["model"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700),
+                                                        (0o002, 0o664, 0o775)])
+def test_what_is_written_gets_the_modes_a_plain_save_would(tmp_path, umask, file_mode, dir_mode):
+    # The temporary names are created private (0600 files, 0700 folders); left so, a model
+    # saved into a shared cache or for a colleague could be read by nobody else.
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "note.txt", lambda tmp: tmp.write_text("x"))
+        atomic_write_dir(tmp_path / "model", lambda tmp: atomic_write(tmp / "w.bin", lambda f: f.write_bytes(b"w")))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "note.txt").stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "model").stat().st_mode & 0o777 == dir_mode
+    assert (tmp_path / "model" / "w.bin").stat().st_mode & 0o777 == file_mode
