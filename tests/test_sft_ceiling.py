@@ -54,6 +54,22 @@ def test_a_rerun_loads_the_cached_variant(own_zoo, monkeypatch):
         sft_ceiling.base(3, shape, batch=2, lr=1e-3, device="cpu")
 
 
+def test_the_gpu_runs_command_line_works_end_to_end_at_toy_size(own_zoo, capsys):
+    # benchmarks/sft_scale.sh runs this script on a GPU nobody here has: its whole path (a
+    # variant base with its own batch and shape, the probe, fine-tuning, both test splits, the
+    # per-skill tally) is rehearsed here on the CPU at toy size, so a borrowed GPU hour is not
+    # lost to an argument error or a crash after pretraining.
+    sft_ceiling.main(["--pretrain-steps", "3", "--pretrain-batch", "2", "--layers", "1",
+                      "--heads", "2", "--width", "16", "--steps", "3", "--batch", "4", "--n", "8",
+                      "--test", "2", "--probe", "--device", "cpu", "--threads", "1", "--lr", "1e-3"])
+    out = capsys.readouterr().out
+    assert "copying 32 lists of 24 words" in out
+    assert "3 steps x 4, lr 0.001" in out
+    assert re.search(r"^overall\s+12\s", out, re.M)  # 2 test conversations x 6 families
+    assert "held-out phrasings:" in out and "by skill: " in out
+    assert zoo.cached_history("tiny-base-variant").steps[-1] == 3
+
+
 @pytest.fixture
 def own_families(monkeypatch):
     from sftlearn.data import reviews
