@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -114,6 +116,39 @@ def test_data_without_stats_shows_the_corpus_and_one_instruction_per_family(caps
     assert "stories of the pretraining corpus" in out and "--stats" in out
     for family in ("qa", "sentiment", "entities", "translate", "arithmetic", "strings"):
         assert f"  {family} " in out
+
+
+def test_pretrain_saves_a_model_that_chat_can_load(tmp_path, monkeypatch, capsys):
+    from sftlearn import zoo
+    from sftlearn.checkpoint import load_model, load_tokenizer_from
+
+    monkeypatch.setenv(zoo.ENV_CACHE, str(tmp_path / "cache"))  # the steps override must not reach the zoo
+    assert cli.main(["pretrain", "--model", "micro-base", "--steps", "2", "--out", str(tmp_path / "m"),
+                     "--quiet"]) == 0
+    assert "step 2: train loss" in capsys.readouterr().out
+    model, tokenizer = load_model(tmp_path / "m"), load_tokenizer_from(tmp_path / "m")
+    assert model.config.vocab_size == tokenizer.vocab_size == 2048
+    assert cli.main(["chat", str(tmp_path / "m"), "--prompt", "Who likes tea?", "--max-new-tokens", "3"]) == 0
+
+
+def test_chat_says_when_it_cannot_answer_and_goes_on(saved_model, monkeypatch, capsys):
+    lines = iter(["a snowman \u2603", "hello", ""])  # the character tokenizer has no snowman
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert cli.main(["chat", str(saved_model), "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "(cannot answer that:" in out and out.count("model> ") == 1
+
+
+def test_build_exercises_writes_and_checks(tmp_path, capsys):
+    src, dst = tmp_path / "solutions", tmp_path / "exercises"
+    src.mkdir()
+    (src / "00_welcome.ipynb").write_bytes((Path(__file__).parents[1] / "solutions" / "00_welcome.ipynb").read_bytes())
+    assert cli.main(["build-exercises", "--src", str(src), "--dst", str(dst)]) == 0
+    assert "Wrote 1 exercise notebook(s)" in capsys.readouterr().out
+    assert cli.main(["build-exercises", "--check", "--src", str(src), "--dst", str(dst)]) == 0
+    (dst / "00_welcome.ipynb").write_text((dst / "00_welcome.ipynb").read_text() + " ")  # edited by hand
+    assert cli.main(["build-exercises", "--check", "--src", str(src), "--dst", str(dst)]) == 1
+    assert "00_welcome.ipynb" in capsys.readouterr().out
 
 
 def test_pretrain_with_zero_steps_is_refused_not_run_at_full_length(capsys):
