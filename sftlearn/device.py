@@ -57,8 +57,8 @@ def get_device(name: str | torch.device | None = None) -> torch.device:
     if not requested or requested == "auto":
         return torch.device(available_devices()[0])
 
-    kind = requested.split(":")[0]
-    if kind not in _KNOWN_KINDS:
+    kind, colon, index = requested.partition(":")
+    if kind not in _KNOWN_KINDS or (colon and not index.isdigit()):
         raise ValueError(
             f"Unknown device {requested!r}. Use one of {', '.join(_KNOWN_KINDS)} "
             f"(optionally 'cuda:N'), or 'auto' to pick the best available."
@@ -70,9 +70,8 @@ def get_device(name: str | torch.device | None = None) -> torch.device:
             f"this machine; available: {', '.join(available_devices())}. "
             f"Ask for one of those, or unset {ENV_DEVICE} to choose automatically."
         )
-    if kind == "cuda" and ":" in requested:
-        index = int(requested.split(":")[1])
-        if index >= torch.cuda.device_count():
+    if kind == "cuda" and colon:
+        if int(index) >= torch.cuda.device_count():
             raise ValueError(
                 f"{requested!r} does not exist: this machine has "
                 f"{torch.cuda.device_count()} CUDA device(s), numbered from 0."

@@ -1,6 +1,7 @@
 """Device and precision choice, seeding, and the MFU helper."""
 
 import random
+import re
 
 import numpy as np
 import pytest
@@ -27,6 +28,21 @@ def test_environment_variable_and_argument_override(monkeypatch):
     with pytest.raises(ValueError, match="Unknown device 'tpu'"):
         dev.get_device()
     assert dev.get_device("cpu") == torch.device("cpu")  # the argument wins
+
+
+@pytest.mark.parametrize("name", ["cpu:x", "cuda:abc", "cuda:", "mps:-1", "cuda:0:1"])
+def test_a_device_number_that_is_not_a_number_is_named(name):
+    with pytest.raises(ValueError, match=rf"Unknown device '{re.escape(name)}'.*'cuda:N'"):
+        dev.get_device(name)
+
+
+def test_cuda_numbers_are_checked_against_the_gpus_there_are(monkeypatch):
+    # Pretend to have one GPU: cuda:0 exists, cuda:1 does not (no GPU is touched).
+    monkeypatch.setattr(dev, "available_devices", lambda: ["cuda", "cpu"])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert dev.get_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="'cuda:1' does not exist: this machine has 1 CUDA device"):
+        dev.get_device("cuda:1")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
