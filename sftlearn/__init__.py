@@ -6,11 +6,13 @@ The package is imported by the course notebooks; each module holds one idea:
 - ``sftlearn.tokenizer``  character and byte-pair-encoding tokenizers
 - ``sftlearn.data``       the synthetic world: stories, instruction data, labelled sets
 - ``sftlearn.datasets``   turning text into training batches
-- ``sftlearn.model``      the GPT model and text generation
+- ``sftlearn.model``      the GPT model
+- ``sftlearn.generation`` greedy and sampled decoding, with a KV cache
 - ``sftlearn.train``      the Trainer
 - ``sftlearn.zoo``        named, cached pretrained models for the later chapters
 
-Heavy submodules are imported lazily, so ``import sftlearn`` is fast.
+``import sftlearn`` imports no submodule, so it is fast; import the one you need
+(``from sftlearn.zoo import base_model``).
 """
 
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@
     sftlearn demo              pretrain (or load) the tiny base model, fine-tune it, compare
     sftlearn pretrain          train a zoo base model and save it
     sftlearn sft               fine-tune a model on the instruction data and save it
-    sftlearn chat MODEL_DIR    talk to a saved model
+    sftlearn chat MODEL        talk to a saved model (a folder) or a zoo model
     sftlearn data [--stats]    the synthetic world: two stories and one instruction per task
                                family, or (--stats) what it contains, counted
     sftlearn build-exercises   write exercises/ from solutions/
