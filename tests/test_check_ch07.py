@@ -208,6 +208,21 @@ def right_count(config):
     return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C
 
 
+def count_with_block(config, ln=2, attn=3, proj=1, hidden=4):
+    """The count with each part of a block written out, so that a mistake is one changed part:
+    two layer norms of 2C (``ln``), c_attn making ``attn`` projections of C × C with biases,
+    ``proj`` output projections, and a feed-forward layer ``hidden`` × C wide."""
+    V, T, L, C = config.vocab_size, config.block_size, config.n_layer, config.n_embd
+    block = (2 * ln * C + attn * (C * C + C) + proj * (C * C + C)
+             + (C * hidden * C + hidden * C) + (hidden * C * C + C))
+    return V * C + T * C + L * block + 2 * C
+
+
+def test_the_written_out_count_is_the_right_one():
+    for _, config in ch07.COUNT_CASES:
+        assert count_with_block(config) == right_count(config)
+
+
 def test_reference_count_matches_the_package():
     for _, config in ch07.COUNT_CASES:
         with torch.device("meta"):  # no memory is allocated, even for the 124 M model
@@ -231,8 +246,11 @@ def test_num_parameters_right(capsys):
         (lambda c: right_count(c) - 2 * c.n_embd, "leaves out the final layer norm"),
         (lambda c: c.vocab_size * c.n_embd + c.block_size * c.n_embd + 12 * c.n_layer * c.n_embd ** 2,
          "leaves out every bias and layer-norm parameter"),
-        (lambda c: right_count(c) - c.n_layer * (4 * c.n_embd ** 2 + 3 * c.n_embd), "widens to 2 × n_embd"),
+        (lambda c: count_with_block(c, hidden=2), "widens to 2 × n_embd"),
         (lambda c: right_count(c) - c.n_layer * 9 * c.n_embd, "biases of the linear layers"),
+        (lambda c: count_with_block(c, attn=1), "counts c_attn as one C × C projection"),
+        (lambda c: count_with_block(c, attn=2), "or c_attn is counted as two projections"),
+        (lambda c: count_with_block(c, proj=0), "`attn.c_proj` is missing"),
     ],
 )
 def test_num_parameters_mistakes(wrong, words):

@@ -299,16 +299,22 @@ def _count_mistakes(config: GPTConfig) -> list[tuple[int, str, str]]:
         (right - L * 9 * C,
          "it leaves out the biases of the linear layers (9 · n_embd per block)",
          "c_attn has 3C biases, attn.c_proj C, mlp.c_fc 4C and mlp.c_proj C."),
-        (right - L * (4 * C * C + 3 * C),
+        # A 2C-wide feed-forward layer has (2C² + 2C) + (2C² + C) numbers, not (4C² + 4C) + (4C² + C).
+        (right - L * (4 * C * C + 2 * C),
          "its feed-forward network widens to 2 × n_embd; GPT's widens to 4 × n_embd",
          "c_fc maps C to 4C numbers and c_proj maps them back: 8C² weights and 5C biases."),
         (right - L * (2 * C * C + 2 * C),
-         "it counts only the query and the key projection (2C² + 2C), forgetting the value: "
-         "c_attn makes all three",
+         "it counts c_attn as one C × C projection (C² + C), but it makes the query, the key and "
+         "the value at once (3C² + 3C)",
          "`c_attn` has 3C outputs: query, key and value."),
+        # Leaving out attn.c_proj (C² + C) and counting c_attn as two projections (2C² + 2C
+        # instead of 3C² + 3C) give the same total: the sentence names both.
         (right - L * (C * C + C),
-         "it leaves out attention's output projection `attn.c_proj` (C² + C per block)",
-         "After the heads are joined, one more C × C linear layer mixes them."),
+         "it is short by C² + C per block, one C × C linear layer with its bias: either "
+         "attention's output projection `attn.c_proj` is missing, or c_attn is counted as two "
+         "projections (query and key) instead of three",
+         "After the heads are joined, one more C × C layer (attn.c_proj) mixes them; c_attn has "
+         "3C outputs: query, key and value."),
     ]
 
 
