@@ -195,8 +195,10 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 def receptive_field(kernel_size: int, dilations: list[int] | tuple[int, ...]) -> int:
-    """How many input positions (the current one included) one output of a stack of causal
-    convolutions can see: 1 + Σ (k − 1)·dilation over the layers."""
+    """The receptive field of a stack of causal convolutions: how many input positions lie
+    between the earliest one an output can depend on and the output's own position, both
+    included, 1 + Σ (k − 1)·dilation over the layers. (A large dilation can skip some of
+    them: one layer of kernel 2 and dilation 3 reads t and t − 3 and has a field of 4.)"""
     if kernel_size < 1 or any(d < 1 for d in dilations):
         raise ValueError("receptive_field: kernel_size and every dilation must be at least 1.")
     return 1 + sum((kernel_size - 1) * d for d in dilations)

@@ -5,7 +5,7 @@
   squashes the candidate with a sigmoid and the output with a ReLU, where both are tanh);
 - ``check_gru_step(fn)``: one GRU step in PyTorch's form;
 - ``check_causal_conv1d(fn)``: a 1-D convolution over time that never sees the future;
-- ``check_receptive_field(fn)``: how far back a stack of causal convolutions can see.
+- ``check_receptive_field(fn)``: how far back a stack of causal convolutions reaches.
 
 Weights use PyTorch's layout (see ``sftlearn.recurrent``): ``weight_ih`` (G·H, I),
 ``weight_hh`` (G·H, H), biases (G·H,), LSTM gates in the order i, f, g, o and GRU gates in
@@ -418,8 +418,9 @@ def check_receptive_field(field_fn: Any) -> str:
             if got == value and value != expected:
                 raise CheckFailure(f"{name} is {got}, but should be {expected}: {description}.", hint=hint)
         raise CheckFailure(f"{name} is {got}, but should be {expected}.",
-                           hint="Count the positions one output can see: itself plus (k − 1)·dilation "
-                                "more for each layer.")
+                           hint="Count from the earliest input an output can depend on to the output's own "
+                                "position: itself plus (k − 1)·dilation more for each layer, "
+                                "positions a dilation skips included.")
     return (f"correct on {len(FIELD_CASES)} stacks, including kernel size 1 and no layers at all "
             "(the lesson's CNN, kernel 3 with dilations 1, 2, 4, 8, sees 31 positions).")
 
