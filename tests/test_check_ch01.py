@@ -221,18 +221,84 @@ def test_train_bpe_stub(capsys):
     assert "train_bpe: not done yet" in capsys.readouterr().out
 
 
+# The mistaken trainers below are written out as a student would write them (their own merge
+# loop, their own choice of the pair), not taken from the check's table of mistakes.
+
+
+def student_merge(tokens, pair):
+    out, i = [], 0
+    while i < len(tokens):
+        if tokens[i:i + 2] == list(pair):
+            out.append(tokens[i] + tokens[i + 1])
+            i += 2
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
+def most_frequent_sorted_first(counts):
+    top = max(counts.values())
+    return sorted(pair for pair, n in counts.items() if n == top)[0]
+
+
+def student_train(words, num_merges, choose=most_frequent_sorted_first):
+    """BPE over a list of words, each occurrence listed (repeats count again)."""
+    pieces = {w: list(w) for w in words}
+    merges = []
+    for _ in range(num_merges):
+        counts = {}
+        for w in words:
+            for pair in zip(pieces[w], pieces[w][1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts:
+            break
+        pair = choose(counts)
+        merges.append(pair)
+        pieces = {w: student_merge(t, pair) for w, t in pieces.items()}
+    return merges
+
+
+def across_words(text, num_merges):
+    """The whole text as one sequence of characters: pairs run over the spaces."""
+    tokens, merges = list(text), []
+    for _ in range(num_merges):
+        counts = {}
+        for pair in zip(tokens, tokens[1:]):
+            counts[pair] = counts.get(pair, 0) + 1
+        if not counts:
+            break
+        pair = most_frequent_sorted_first(counts)
+        merges.append(pair)
+        tokens = student_merge(tokens, pair)
+    return merges
+
+
+def each_word_once(text, num_merges):
+    return student_train(sorted(set(pretokenize(text))), num_merges)
+
+
+def first_seen_wins(text, num_merges):
+    """`max` over a dict keeps the first of equally frequent pairs, in the order they were seen."""
+    return student_train(pretokenize(text), num_merges, choose=lambda counts: max(counts, key=counts.get))
+
+
+def split_on_spaces(text, num_merges):
+    return student_train(text.split(), num_merges)
+
+
 def test_train_bpe_across_word_boundaries_is_recognised():
-    failure = failure_of(ch01.check_train_bpe, ch01._train_across_words)
+    failure = failure_of(ch01.check_train_bpe, across_words)
     assert failure.message.startswith("train_bpe('the cat ate the hat', 4) returned")
     assert "counting pairs across word boundaries such as ('e', ' ')" in failure.message
     assert "Pre-tokenize first" in failure.hint
 
 
 def test_train_bpe_unweighted_and_tie_breaking_are_recognised():
-    unweighted = failure_of(ch01.check_train_bpe, ch01._train_unweighted)
+    unweighted = failure_of(ch01.check_train_bpe, each_word_once)
     assert "each distinct word was counted once" in unweighted.message
     assert unweighted.message.startswith("train_bpe('hop hop hop top stop', 5)")
-    ties = failure_of(ch01.check_train_bpe, ch01._train_most_common)
+    ties = failure_of(ch01.check_train_bpe, first_seen_wins)
     assert "in the order they were first seen" in ties.message
     assert "best_pair(counts)" in ties.hint
 
@@ -274,9 +340,30 @@ def test_train_bpe_wrong_answers(answer, words):
 
 def test_train_bpe_repeating_the_last_merge():
     # Right on the first texts; on "ab ab ab" it keeps repeating a merge after the pairs run out.
+    # The merges were applied; what is wrong is that the loop did not stop.
     failure = failure_of(ch01.check_train_bpe, does_not_stop)
-    assert failure.message.startswith("train_bpe('ab ab ab', 10) returned")
-    assert "(' ', 'ab') is chosen more than once" in failure.message
+    assert failure.message == (
+        "train_bpe('ab ab ab', 10) returned 10 merges; the first 2 are right, but after them every "
+        "word is a single token and no pair is left, so training should stop there.")
+    assert "never applied" not in failure.message
+    assert "`break`" in failure.hint
+
+
+def test_train_bpe_loop_without_a_stop_keeps_the_last_pair():
+    def keeps_going(text, num_merges):
+        """`pair` is only chosen while there are pairs, but appended on every pass."""
+        words = pretokenize(text)
+        pieces, merges, pair = {w: list(w) for w in words}, [], None
+        for _ in range(num_merges):
+            counts = Counter(p for w in words for p in zip(pieces[w], pieces[w][1:]))
+            if counts:
+                pair = most_frequent_sorted_first(counts)
+                pieces = {w: student_merge(t, pair) for w, t in pieces.items()}
+            merges.append(pair)
+        return merges
+
+    failure = failure_of(ch01.check_train_bpe, keeps_going)
+    assert "no pair is left, so training should stop there" in failure.message
 
 
 def crashes_when_pairs_run_out(text, num_merges):
@@ -315,7 +402,7 @@ def test_train_bpe_other_errors_are_reported_plainly():
 
 
 def test_train_bpe_splitting_on_spaces_is_recognised():
-    failure = failure_of(ch01.check_train_bpe, ch01._train_split_on_spaces)
+    failure = failure_of(ch01.check_train_bpe, split_on_spaces)
     assert failure.message.startswith("train_bpe('the cat ate the hat', 4) returned")
     assert "split on spaces and the spaces thrown away" in failure.message
     assert "pretokenize(text)" in failure.hint
@@ -429,14 +516,29 @@ def test_prompt_ids_other_mistake_shows_both_decodings():
 
 
 def test_encode_by_longest_match_or_across_pieces_is_caught():
-    from sftlearn.tokenizer import pretokenize
-
     def longest(text, merges):
-        return [t for piece in pretokenize(text) for t in ch01._longest_match(piece, merges)]
+        """Greedy longest match in each piece, WordPiece style."""
+        known = {a + b for a, b in merges}
+        tokens = []
+        for piece in pretokenize(text):
+            start = 0
+            while start < len(piece):
+                end = len(piece)
+                while end > start + 1 and piece[start:end] not in known:
+                    end -= 1
+                tokens.append(piece[start:end])
+                start = end
+        return tokens
+
+    def whole_text(text, merges):
+        """The merges replayed on the whole text, not piece by piece."""
+        tokens = list(text)
+        for pair in merges:
+            tokens = student_merge(tokens, pair)
+        return tokens
 
     assert "as WordPiece does" in failure_of(ch01.check_encode, longest).message
-    assert "across the pieces of the pre-tokenizer" in failure_of(
-        ch01.check_encode, ch01._merged_without_pretokenizing).message
+    assert "across the pieces of the pre-tokenizer" in failure_of(ch01.check_encode, whole_text).message
 
 
 def test_merge_that_edits_its_input_in_place_is_refused():

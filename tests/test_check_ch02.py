@@ -326,6 +326,20 @@ def pca_columns_of_vh(X, k):
     return Xc @ Vh[:, :k]
 
 
+def pca_eigh_ascending(X, k):
+    """The top k eigenvectors of the covariance, but in eigh's ascending order (no flip)."""
+    Xc = X - X.mean(dim=0)
+    _, vectors = torch.linalg.eigh(torch.cov(Xc.T))
+    return Xc @ vectors[:, -k:]
+
+
+def pca_smallest_by_svd(X, k):
+    """The last k rows of Vh, smallest variance first: the least-variance directions."""
+    Xc = X - X.mean(dim=0)
+    _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
+    return Xc @ Vh.flip(0)[:k].T
+
+
 def pca_directions(X, k):
     _, _, Vh = torch.linalg.svd(X - X.mean(dim=0), full_matrices=False)
     return Vh[:k].T
@@ -339,7 +353,7 @@ def pca_directions(X, k):
         (pca_smallest, "these are the directions of least variance"),
         (pca_u_only, "each column has length 1"),
         (pca_columns_of_vh, "the columns of Vh were used as directions"),
-        (lambda X, k: right_pca(X, k).flip(-1), "the right components in the wrong order"),
+        (pca_eigh_ascending, "the right components in the wrong order"),
         (pca_directions, "has shape (3, 2): these look like the principal directions"),
         (lambda X, k: torch.linalg.svd(X - X.mean(dim=0), full_matrices=False), "returned 3 tensors"),
     ],
@@ -347,6 +361,22 @@ def pca_directions(X, k):
 def test_pca_wrong_answers(answer, words):
     failure = failure_of(ch02.check_pca_project, answer)
     assert failure.message.startswith("pca_project(X (60 points in 3-D), k=2)")
+    assert words in failure.message
+
+
+@pytest.mark.parametrize("signs", [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)])
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (pca_eigh_ascending, "the right components in the wrong order"),
+        (pca_smallest_by_svd, "these are the directions of least variance"),
+        (pca_not_centred, "the data were not centred"),
+    ],
+)
+def test_pca_mistakes_are_named_whatever_the_signs_of_their_columns(answer, words, signs):
+    # A wrong column (another direction) is orthogonal to the expected one, so its sign says
+    # nothing about the expected column's; the mistake is named for either sign.
+    failure = failure_of(ch02.check_pca_project, lambda X, k: answer(X, k) * torch.tensor(signs)[torch.arange(k) % 2])
     assert words in failure.message
 
 

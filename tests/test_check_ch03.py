@@ -114,15 +114,23 @@ def weights_right(X):
 
 
 def weights_own_score_as_one(X):
-    """The common mistake: 1 (= e^0) stands where e^(x_i·x_i) belongs."""
-    s = X @ X.T
-    out = torch.empty_like(s)
-    for i in range(len(X)):
-        others = sum(torch.exp(s[i, k]) for k in range(len(X)) if k != i)
-        for j in range(len(X)):
-            top = torch.tensor(1.0) if j == i else torch.exp(s[i, j])
-            out[i, j] = top / (1 + others)
+    """The exercise's `weight_buggy`, filled in for every (i, j): 1 (= e^0) stands in the
+    denominator where e^(x_i·x_i) belongs; the numerator is e^(s_ij) for every j, j = i too."""
+    scores = X @ X.T
+    T = len(X)
+    out = torch.empty(T, T)
+    for i in range(T):
+        others = sum(math.exp(scores[i, k]) for k in range(T) if k != i)
+        for j in range(T):
+            out[i, j] = math.exp(scores[i, j]) / (1 + others)
     return out
+
+
+def weights_own_score_zeroed(X):
+    """Another slip: the diagonal of the scores set to 0 before the softmax."""
+    scores = X @ X.T
+    scores.fill_diagonal_(0.0)
+    return torch.softmax(scores, dim=-1)
 
 
 def test_self_attention_weights_right(capsys):
@@ -141,6 +149,7 @@ def test_self_attention_weights_stub(capsys):
     ("answer", "words"),
     [
         (weights_own_score_as_one, "the score of each token with itself is left out of the denominator"),
+        (weights_own_score_zeroed, "each token's score with itself is replaced by 0 before the softmax"),
         (lambda X: torch.softmax((X @ X.T).fill_diagonal_(float("-inf")), dim=-1),
          "each token is not allowed to look at itself at all"),
         (lambda X: torch.softmax(X @ X.T / math.sqrt(X.shape[-1]), dim=-1), "the scores are divided by √d"),
@@ -156,7 +165,13 @@ def test_self_attention_weights_wrong_answers(answer, words):
 def test_own_score_mistake_gives_one_half_and_the_hint_says_why():
     X = torch.tensor([ch03.V1, ch03.V2])
     assert weights_own_score_as_one(X)[0, 1].item() == pytest.approx(0.5)
+    # as the exercise's question (a) says, token 1's two weights do not add up to 1
+    assert weights_own_score_as_one(X)[0].sum().item() == pytest.approx(math.e**2 / 2 + 0.5)
     failure = failure_of(ch03.check_self_attention_weights, weights_own_score_as_one)
+    assert failure.message == (
+        "self_attention_weights(tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]])) is wrong: the score of "
+        "each token with itself is left out of the denominator (as if it were 0, so 1 stands where "
+        "e^(x_i·x_i) belongs).")
     assert "e^(v1·v1) = e², not 1" in failure.hint
 
 
@@ -373,8 +388,31 @@ def csa_future_mask(x, attn):
     return attn.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
-def csa_variant(**kwargs):
-    return lambda x, attn: ch03.reference_causal_self_attention(x, attn, **kwargs)
+def csa_variant(causal=True, scale="sqrt", heads="split", project=True):
+    """A student's causal self-attention with one thing changed, written out step by step."""
+    def run(x, attn):
+        B, T, C = x.shape
+        H = 1 if heads == "one" else attn.n_head
+        d = C // H
+        qkv = attn.c_attn(x)
+        q, k, v = qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:]
+        if heads == "scrambled":
+            q, k, v = (t.reshape(B, H, T, d) for t in (q, k, v))
+        else:
+            q, k, v = (t.reshape(B, T, H, d).permute(0, 2, 1, 3) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2)
+        if scale == "sqrt":
+            scores = scores / math.sqrt(d)
+        if causal:
+            future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+            scores = scores.masked_fill(future, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        if scale == "after":
+            weights = weights / math.sqrt(d)
+        y = (weights @ v).permute(0, 2, 1, 3).reshape(B, T, C)
+        return attn.c_proj(y) if project else y
+
+    return run
 
 
 def test_causal_self_attention_right(capsys):

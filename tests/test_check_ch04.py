@@ -292,6 +292,18 @@ def test_cross_entropy_unstable_message_in_full():
     assert "log-sum-exp" in failure.hint and "torch.logsumexp" in failure.hint
 
 
+def test_cross_entropy_every_named_mistake_gives_its_own_value():
+    # Two sentences for one value would name only the first; the loss of a -100 used as an index
+    # was such a twin of the class-0 one (-100 % 4 == -100 % 5 == 0), for a mistake that in fact
+    # raises IndexError (explained separately).
+    for _, logits, targets in ch04._ce_cases():
+        values = [torch.as_tensor(v[0] if isinstance(v, tuple) else v, dtype=torch.float64)
+                  for v in ch04._ce_mistakes(logits, targets, ch04.reference_cross_entropy(logits, targets)).values()]
+        for i in range(len(values)):
+            for j in range(i):
+                assert not torch.allclose(values[i], values[j], rtol=1e-4, atol=1e-5), (i, j)
+
+
 def test_cross_entropy_clamped_targets():
     def clamped(logits, targets):
         logp = torch.log_softmax(logits.reshape(-1, logits.shape[-1]), -1)
@@ -336,7 +348,7 @@ def sig(z):
         (lambda z, y: ((sig(z) - y) * sig(z) * (1 - sig(z)), sig(z) - y), "half as large"),
         (lambda z, y: (2 * (sig(z) - y) * sig(z), sig(z) - y), "σ'(z) is written as σ(z)"),
         (lambda z, y: (right_gradients(z, y)[0], y - sig(z)), "the wrong sign"),
-        (lambda z, y: (right_gradients(z, y)[0], torch.where(y == 1, -1 / sig(z), 1 / (1 - sig(z)))),
+        (lambda z, y: (right_gradients(z, y)[0], -y / sig(z) + (1 - y) / (1 - sig(z))),
          "grad_ce (the cross-entropy gradient) at z = [-8, -4, -1, 0, 1, 4, 8], label y = 1 is wrong: it is "
          "the derivative with respect to the probability"),
         (lambda z, y: (right_gradients(z, y)[0], (sig(z) - y) * sig(z) * (1 - sig(z))), "which the log cancels"),
@@ -384,6 +396,14 @@ def test_bigram_probabilities_wrong_answers(answer, words):
 # --------------------------------------------------------------------- bigram_perplexity
 
 
+def self_pairs_in_a_loop(probs, ids):
+    """The loop over t = 0 .. len(ids) - 2, with ids[t] where ids[t + 1] belongs."""
+    total = 0.0
+    for t in range(len(ids) - 1):
+        total += -math.log(probs[ids[t], ids[t]])
+    return math.exp(total / (len(ids) - 1))
+
+
 def right_perplexity(probs, ids):
     return torch.exp(-probs[ids[:-1], ids[1:]].log().mean())
 
@@ -408,7 +428,8 @@ def test_bigram_perplexity_stub(capsys):
         (lambda P, ids: (1 / P[ids[:-1], ids[1:]]).mean(), "it averages 1/p"),
         (lambda P, ids: torch.exp(-P[ids[:-1], ids[1:]].log2().mean()), "it mixes bases"),
         (lambda P, ids: torch.exp(-P[ids[1:], ids[:-1]].log().mean()), "read the wrong way round"),
-        (lambda P, ids: torch.exp(-P[ids, ids].log().mean()), "scores each token against itself"),
+        (lambda P, ids: torch.exp(-P[ids, ids].log().mean()), "scores every token against itself, probs[ids, ids]"),
+        (self_pairs_in_a_loop, "scores each token against itself, probs[ids[t], ids[t]]"),
         (lambda P, ids: torch.exp(-P[ids[:-2], ids[2:]].log().mean()), "the pairs are off by one"),
         (lambda P, ids: None, "is None"),
     ],

@@ -36,11 +36,42 @@ def forward(f, x, h=1e-5):
 
 
 def over_h(f, x, h=1e-5):
-    return 2 * central(f, x, h)
+    grad = torch.zeros_like(x)
+    for i in range(x.numel()):
+        plus, minus = x.clone(), x.clone()
+        plus[i] += h
+        minus[i] -= h
+        grad[i] = (f(plus) - f(minus)) / h
+    return grad
 
 
 def minus_first(f, x, h=1e-5):
-    return -central(f, x, h)
+    grad = torch.zeros_like(x)
+    for i in range(x.numel()):
+        plus, minus = x.clone(), x.clone()
+        plus[i] += h
+        minus[i] -= h
+        grad[i] = (f(minus) - f(plus)) / (2 * h)
+    return grad
+
+
+def backward_difference(f, x, h=1e-5):
+    grad = torch.zeros_like(x)
+    for i in range(x.numel()):
+        minus = x.clone()
+        minus[i] -= h
+        grad[i] = (f(x) - f(minus)) / h
+    return grad
+
+
+def over_2h_squared(f, x, h=1e-5):
+    grad = torch.zeros_like(x)
+    for i in range(x.numel()):
+        plus, minus = x.clone(), x.clone()
+        plus[i] += h
+        minus[i] -= h
+        grad[i] = (f(plus) - f(minus)) / (2 * h * h)
+    return grad
 
 
 def all_at_once(f, x, h=1e-5):
@@ -77,6 +108,8 @@ def test_numerical_gradient_returning_a_list_is_fine(capsys):
     (minus_first, "wrong sign"),
     (all_at_once, "every coordinate is moved at once"),
     (not_restored, "x is changed in place and not put back"),
+    (backward_difference, "it is the backward difference (f(x) − f(x − h)) / h"),
+    (over_2h_squared, "the difference is divided by 2h² instead of 2h"),
 ])
 def test_numerical_gradient_mistakes_are_named(fn, words):
     failure = failure_of(ch05.check_numerical_gradient, fn)
@@ -131,6 +164,23 @@ def momentum_uphill(p, g, v, lr, mu):
     return p + lr * v, v
 
 
+def momentum_velocity_kept(p, g, v, lr, mu):
+    return p - lr * (mu * v + g), v
+
+
+def momentum_velocity_is_gradient(p, g, v, lr, mu):
+    return p - lr * g, g
+
+
+def momentum_velocity_minus_gradient(p, g, v, lr, mu):
+    v = mu * v - g
+    return p + lr * v, v
+
+
+def momentum_steps_with_gradient(p, g, v, lr, mu):
+    return p - lr * g, mu * v + g
+
+
 def momentum_swapped(p, g, v, lr, mu):
     new_p, new_v = momentum_step(p, g, v, lr, mu)
     return new_v, new_p
@@ -149,6 +199,10 @@ def test_momentum_right_answer(capsys):
     (momentum_old_velocity, "the update uses the old velocity"),
     (momentum_uphill, "the update goes uphill"),
     (momentum_swapped, "returns the right values in the wrong order: (new_velocity, new_param)"),
+    (momentum_velocity_kept, "the new velocity on the first step (velocity 0) is wrong: it was not updated"),
+    (momentum_velocity_is_gradient, "it is just the gradient; the old velocity μ·v is missing"),
+    (momentum_velocity_minus_gradient, "it has the wrong sign (v ← μ·v − g)"),
+    (momentum_steps_with_gradient, "the update uses the gradient, not the velocity"),
 ])
 def test_momentum_mistakes_are_named(fn, words):
     assert words in failure_of(ch05.check_momentum_step, fn).message
@@ -201,9 +255,23 @@ def adam_eps_inside(p, g, m, v, t, lr, b1, b2, eps):
     return p - lr * (new_m / (1 - b1**t)) / (new_v / (1 - b2**t) + eps).sqrt(), new_m, new_v
 
 
+def adam_by_hand(p, g, m, v, t, lr, b1, b2, eps, m_rule=None, v_rule=None, step=None, store=None, sign=-1.0,
+                 t_used=None):
+    """Adam written out as a student would, with one part replaceable by a mistaken one."""
+    new_m = m_rule(g, m, b1, b2) if m_rule else b1 * m + (1 - b1) * g
+    new_v = v_rule(g, v, b1, b2) if v_rule else b2 * v + (1 - b2) * g * g
+    s = t if t_used is None else t_used(t)
+    c1, c2 = 1 - b1**s, 1 - b2**s
+    if step is None:
+        update = lr * (new_m / c1) / ((new_v / c2).sqrt() + eps)
+    else:
+        update = step(new_m, new_v, c1, c2, lr, eps)
+    new_p = p + sign * update
+    return (new_p, *(store(new_m, new_v, c1, c2) if store else (new_m, new_v)))
+
+
 def adam_stores_corrected(p, g, m, v, t, lr, b1, b2, eps):
-    new_p, new_m, new_v = adam_step(p, g, m, v, t, lr, b1, b2, eps)
-    return new_p, new_m / (1 - b1**t), new_v
+    return adam_by_hand(p, g, m, v, t, lr, b1, b2, eps, store=lambda m, v, c1, c2: (m / c1, v))
 
 
 def adam_v_of_g(p, g, m, v, t, lr, b1, b2, eps):
@@ -213,12 +281,12 @@ def adam_v_of_g(p, g, m, v, t, lr, b1, b2, eps):
 
 
 def adam_uphill(p, g, m, v, t, lr, b1, b2, eps):
-    new_p, new_m, new_v = adam_step(p, g, m, v, t, lr, b1, b2, eps)
-    return 2 * p - new_p, new_m, new_v
+    return adam_by_hand(p, g, m, v, t, lr, b1, b2, eps, sign=1.0)
 
 
 def adam_old_moments(p, g, m, v, t, lr, b1, b2, eps):
-    _, new_m, new_v = adam_step(p, g, m, v, t, lr, b1, b2, eps)
+    new_m = b1 * m + (1 - b1) * g
+    new_v = b2 * v + (1 - b2) * g * g
     return p - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps), new_m, new_v
 
 
@@ -246,6 +314,35 @@ def test_adam_right_answer(capsys):
     (adam_old_moments, "the update uses the old m and v"),
 ])
 def test_adam_mistakes_are_named(fn, words):
+    assert words in failure_of(ch05.check_adam_step, fn).message
+
+
+def adam_variant(**part):
+    return lambda *args: adam_by_hand(*args, **part)
+
+
+@pytest.mark.parametrize("fn, words", [
+    (adam_variant(m_rule=lambda g, m, b1, b2: b2 * m + (1 - b2) * g), "the new m at step t = 1 (m = v = 0) is "
+                                                                       "wrong: it uses β₂ where β₁ belongs"),
+    (adam_variant(m_rule=lambda g, m, b1, b2: b1 * m + g), "the factor (1 − β₁) in front of g is missing"),
+    (adam_variant(m_rule=lambda g, m, b1, b2: m), "the new m at step t = 1 (m = v = 0) is wrong: it was not updated"),
+    (adam_variant(v_rule=lambda g, v, b1, b2: b2 * v + (1 - b2) * (g * g - v)), "(1 − β₂)·(g² − v)"),
+    (adam_variant(v_rule=lambda g, v, b1, b2: b1 * v + (1 - b1) * g * g), "it uses β₁ where β₂ belongs"),
+    (adam_variant(v_rule=lambda g, v, b1, b2: v), "the new v at step t = 1 (m = v = 0) is wrong: it was not updated"),
+    (adam_variant(store=lambda m, v, c1, c2: (m, v / c2)), "the new v at step t = 1 (m = v = 0) is wrong: it is "
+                                                           "stored bias-corrected"),
+    (adam_variant(step=lambda m, v, c1, c2, lr, eps: lr * m / ((v / c2).sqrt() + eps)),
+     "only v is bias-corrected; m̂ = m / (1 − β₁ᵗ) is missing"),
+    (adam_variant(step=lambda m, v, c1, c2, lr, eps: lr * (m / c2) / ((v / c1).sqrt() + eps)),
+     "the two bias corrections are swapped"),
+    (adam_variant(step=lambda m, v, c1, c2, lr, eps: lr * math.sqrt(c2) / c1 * m / (v.sqrt() + eps)),
+     "ε is added before the bias correction of v"),
+    (adam_variant(step=lambda m, v, c1, c2, lr, eps: lr * (m / c1) / (v / c2 + eps)),
+     "it divides by v̂ instead of √v̂"),
+    (adam_variant(t_used=lambda t: t - 1), "the bias corrections use t − 1 instead of t"),
+    (adam_variant(t_used=lambda t: t + 1), "the bias corrections use t + 1 instead of t"),
+])
+def test_adam_more_mistakes_are_named(fn, words):
     assert words in failure_of(ch05.check_adam_step, fn).message
 
 
@@ -281,21 +378,24 @@ def adamw_right(p, g, m, v, t, lr, b1, b2, eps, wd):
 
 
 def adamw_is_adam(p, g, m, v, t, lr, b1, b2, eps, wd):
-    return adam_step(p, g, m, v, t, lr, b1, b2, eps)
+    return adam_by_hand(p, g, m, v, t, lr, b1, b2, eps)
 
 
 def adamw_coupled(p, g, m, v, t, lr, b1, b2, eps, wd):
-    return adam_step(p, g, m, v, t, lr, b1, b2, eps, weight_decay=wd)
+    return adam_by_hand(p, g + wd * p, m, v, t, lr, b1, b2, eps)
 
 
 def adamw_no_lr(p, g, m, v, t, lr, b1, b2, eps, wd):
-    new_p, new_m, new_v = adam_step(p, g, m, v, t, lr, b1, b2, eps)
-    return new_p - wd * p, new_m, new_v
+    return adam_by_hand(p * (1 - wd), g, m, v, t, lr, b1, b2, eps)
 
 
 def adamw_decay_after(p, g, m, v, t, lr, b1, b2, eps, wd):
-    new_p, new_m, new_v = adam_step(p, g, m, v, t, lr, b1, b2, eps)
+    new_p, new_m, new_v = adam_by_hand(p, g, m, v, t, lr, b1, b2, eps)
     return new_p * (1 - lr * wd), new_m, new_v
+
+
+def adamw_decay_grows(p, g, m, v, t, lr, b1, b2, eps, wd):
+    return adam_by_hand(p * (1 + lr * wd), g, m, v, t, lr, b1, b2, eps)
 
 
 def adamw_decay_in_fraction(p, g, m, v, t, lr, b1, b2, eps, wd):
@@ -325,6 +425,7 @@ def test_adamw_right_answer(capsys):
     (adamw_decay_after, "the decay is applied to the already-updated θ"),
     (adamw_decay_in_fraction, "the decay λθ is divided by √v̂ + ε"),
     (adamw_no_correction, "the bias corrections are missing"),
+    (adamw_decay_grows, "the decay has the wrong sign"),
 ])
 def test_adamw_mistakes_are_named(fn, words):
     assert words in failure_of(ch05.check_adamw_step, fn).message

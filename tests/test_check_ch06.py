@@ -173,8 +173,21 @@ def gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
     return (1 - z) * n + z * h
 
 
-def gru_variant(**changes):
-    return ch06._gru_variant(**changes)
+def gru_variant(candidate=torch.tanh, order="rzn", reset_before_product=False, swap_z=False, reset=True):
+    """A student's GRU step with one thing changed, written out block by block."""
+    def step(x, h, W_ih, W_hh, b_ih, b_hh):
+        H = h.shape[1]
+        rows = {name: slice(j * H, (j + 1) * H) for j, name in enumerate(order)}
+        gx, gh = x @ W_ih.T + b_ih, h @ W_hh.T + b_hh
+        r = torch.sigmoid(gx[:, rows["r"]] + gh[:, rows["r"]])
+        z = torch.sigmoid(gx[:, rows["z"]] + gh[:, rows["z"]])
+        if reset_before_product:  # the paper's form: W_hn (r ⊙ h) + b_hn
+            from_h = (r * h) @ W_hh[rows["n"]].T + b_hh[rows["n"]]
+        else:
+            from_h = r * gh[:, rows["n"]] if reset else gh[:, rows["n"]]
+        n = candidate(gx[:, rows["n"]] + from_h)
+        return z * n + (1 - z) * h if swap_z else (1 - z) * n + z * h
+    return step
 
 
 def test_gru_step_right(capsys):
@@ -235,6 +248,18 @@ def conv_right_padded(x, weight, bias, dilation):
     return F.conv1d(F.pad(x, (0, pad)), weight, bias, dilation=dilation)
 
 
+def conv_by_a_loop(x, weight, bias, dilation):
+    """The textbook convolution y[t] = Σ_j w[j] · x[t − j·dilation]: weight[..., 0] meets x[t]."""
+    B, _, T = x.shape
+    k = weight.shape[-1]
+    y = bias[None, :, None].repeat(B, 1, T)
+    for t in range(T):
+        for j in range(k):
+            if t - j * dilation >= 0:
+                y[:, :, t] += x[:, :, t - j * dilation] @ weight[:, :, j].T
+    return y
+
+
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
@@ -245,7 +270,7 @@ def conv_right_padded(x, weight, bias, dilation):
          "returns 10 time steps instead of 8: it pads on both sides"),
         (lambda x, w, b, d: F.conv1d(F.pad(x, (w.shape[-1] - 1, 0)), w, b, dilation=d),
          "returns 8 time steps instead of 10: the padding is k − 1 = 2"),
-        (lambda x, w, b, d: causal_conv(x, w.flip(-1), b, d), "the kernel is flipped"),
+        (conv_by_a_loop, "the kernel is flipped"),
         (lambda x, w, b, d: causal_conv(x, w, None, d), "the bias is missing"),
         (lambda x, w, b, d: F.conv1d(F.pad(x, ((w.shape[-1] - 1) * d, 0)), w, b)[..., -x.shape[-1]:],
          "the dilation is ignored"),

@@ -379,6 +379,14 @@ def _diagnose_train(name: str, text: str, num_merges: int, got: list, expected: 
     if not all(is_pair(p) for p in got):
         bad = next(p for p in got if not is_pair(p))
         raise CheckFailure(f"{name} should return a list of pairs of strings, but it contains {short_repr(bad)}.")
+    if len(got) > len(expected) and len(expected) < num_merges and got[:len(expected)] == expected:
+        # right up to the last possible merge, then more (often the last one again): the loop
+        # did not stop when the pairs ran out
+        raise CheckFailure(
+            f"{name} returned {len(got)} merges; the first {len(expected)} are right, but after them "
+            "every word is a single token and no pair is left, so training should stop there.",
+            hint="Stop the loop (`break`) when the pair counts are empty.",
+        )
     if len(set(got)) < len(got):
         repeated = next(p for p in got if got.count(p) > 1)
         raise CheckFailure(

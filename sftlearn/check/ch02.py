@@ -402,7 +402,10 @@ def check_pca_project(pca_project: Any) -> str:
                 pass  # ragged or not numbers: compare_arrays explains
         if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.is_floating_point():
             got = align_signs(got.detach(), expected)
-            mistakes = {words: (align_signs(value, expected), hint)
+            # Each mistake's columns take the signs of the student's own columns: a wrong column
+            # (a direction of least variance, the components in the wrong order) is orthogonal to
+            # the expected one, so its sign cannot be read off the expected answer.
+            mistakes = {words: (align_signs(value, got.to(value.dtype)), hint)
                         for words, (value, hint) in _pca_mistakes(X, k).items()}
         else:
             mistakes = {}

@@ -182,12 +182,21 @@ def _own_score_variants(X: torch.Tensor) -> dict[str, Any]:
     scores = X @ X.T  # (T, T)
     eye = torch.eye(len(X), dtype=torch.bool)
     d = X.shape[-1]
+    exps = scores.exp()
+    # weight_buggy of the exercise: e^(s_ij) / (1 + Σ_{k≠i} e^(s_ik)), for every j, j = i included
+    others = exps.sum(dim=-1, keepdim=True) - exps.diagonal()[:, None]
     return {
         "the score of each token with itself is left out of the denominator (as if it were 0, "
         "so 1 stands where e^(x_i·x_i) belongs)": (
-            torch.softmax(scores.masked_fill(eye, 0.0), dim=-1),
+            exps / (1 + others),
             "The denominator sums e^(s_ik) over every k, including k = i: "
             "for v1 that is e^(v1·v1) = e², not 1.",
+        ),
+        "each token's score with itself is replaced by 0 before the softmax, so e⁰ = 1 stands "
+        "where e^(x_i·x_i) belongs": (
+            torch.softmax(scores.masked_fill(eye, 0.0), dim=-1),
+            "Keep the diagonal of X Xᵀ: for v1 the score with itself is v1·v1 = 2, and e² belongs "
+            "in the softmax.",
         ),
         "each token is not allowed to look at itself at all": (
             torch.softmax(scores.masked_fill(eye, float("-inf")), dim=-1),

@@ -311,11 +311,6 @@ def _ce_mistakes(logits: torch.Tensor, targets: torch.Tensor, expected: torch.Te
         mistakes["the ignored positions (target -100) are scored as if their target were class 0"] = (
             -F.log_softmax(flat_logits, dim=-1)[torch.arange(n_all), clamped].mean(),
             "Drop the positions with target -100 instead of replacing the -100.")
-        wrapped = flat_targets % logits.shape[-1]
-        mistakes["the -100 targets are used as indices (Python wraps a negative index round to the "
-                 "end), so ignored positions are scored"] = (
-            -F.log_softmax(flat_logits, dim=-1)[torch.arange(n_all), wrapped].mean(),
-            "Select the positions with `targets != -100` before looking up the log-probabilities.")
     return mistakes
 
 
@@ -520,6 +515,9 @@ def _perplexity_mistakes(probs: torch.Tensor, ids: torch.Tensor) -> dict[str, An
         "column = the token after": (
             (-p[after, here].log()).mean().exp(), "Look up probs[ids[t], ids[t + 1]]."),
         "it scores each token against itself, probs[ids[t], ids[t]], instead of the pair "
+        "(ids[t], ids[t + 1])": (
+            (-p[here, here].log()).mean().exp(), "The pairs are (ids[:-1], ids[1:])."),
+        "it scores every token against itself, probs[ids, ids], instead of the pairs "
         "(ids[t], ids[t + 1])": (
             (-p[ids, ids].log()).mean().exp(), "The pairs are (ids[:-1], ids[1:])."),
     }
