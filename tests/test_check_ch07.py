@@ -90,6 +90,8 @@ def test_layer_norm_eps_outside_the_square_root():
          "over every number of the tensor at once"),
         (lambda x, w, b, eps: (x - x.mean(-1, keepdim=True)) / ((x - x.mean(-1, keepdim=True)) ** 2).mean(-1, keepdim=True).add(eps) * w + b,
          "divides by the variance instead of by its square root"),
+        (lambda x, w, b, eps: right_layer_norm(x * w + b, torch.ones_like(w), torch.zeros_like(b), eps),
+         "`weight` and `bias` are applied before normalising instead of after"),
     ],
 )
 def test_layer_norm_other_mistakes(wrong, words):
@@ -167,6 +169,9 @@ def no_mlp(block, x):
         (parallel, "computes the feed-forward part from the block's input"),
         (one_norm, "it uses `ln_1` for both sub-layers"),
         (no_mlp, "it leaves out the feed-forward step"),
+        (lambda block, x: x + block.mlp(block.ln_2(x)), "it leaves out the attention step"),
+        (lambda block, x: (lambda h: h + block.attn(block.ln_1(h))[0])(x + block.mlp(block.ln_2(x))),
+         "it runs the feed-forward step before attention"),
     ],
 )
 def test_block_forward_mistakes(wrong, words):
@@ -357,6 +362,9 @@ def test_mask_tokens_other_hard_coded_id():
         (lambda ids, pos, m: (ids.masked_fill(pos, m), ids.clone()), "every position has a label"),
         (lambda ids, pos, m: (ids.masked_fill(pos, m), ids.masked_fill(~pos, 0)), "hold 0, but 0 is a real token id"),
         (lambda ids, pos, m: (ids.masked_fill(pos, m), ids.masked_fill(pos, m)), "the labels are the masked inputs"),
+        # the labels built from the masked inputs: the mask id where a token was hidden
+        (lambda ids, pos, m: (ids.masked_fill(pos, m), ids.masked_fill(pos, m).masked_fill(~pos, -100)),
+         "the labels hold the mask id"),
         (lambda ids, pos, m: (ids.masked_fill(pos, m), ids.masked_fill(pos, -100)),
          "labels are given to the unmasked positions"),
         (lambda ids, pos, m: (ids.clone(), ids.masked_fill(~pos, -100)), "nothing is hidden"),

@@ -330,3 +330,31 @@ def test_temperature_with_one_maximum_for_the_whole_batch_is_named():
 
     assert "one maximum was subtracted for the whole batch" in failure_of(
         ch08.check_temperature_probs, batch_max).message
+
+
+def _summed_over_batches(batch_losses, batch_tokens):
+    return sum(loss * n for loss, n in zip(batch_losses, batch_tokens)) / len(batch_losses)
+
+
+@pytest.mark.parametrize("exp", [math.exp, lambda x: float(torch.exp(torch.tensor(x)))],
+                         ids=["math.exp overflows", "torch.exp gives inf"])
+def test_perplexity_divided_by_the_number_of_batches_is_named(exp):
+    # exp(thousands / 4) overflows like exp of the undivided total: the check tells the two apart
+    # on small batches, where neither overflows
+    failure = failure_of(ch08.check_heldout_perplexity, lambda l, n: exp(_summed_over_batches(l, n)))
+    assert "divides the summed loss by the number of batches instead of the number of tokens" in failure.message
+    assert "Σ n_b" in failure.hint
+    total = failure_of(ch08.check_heldout_perplexity,
+                       lambda l, n: exp(sum(loss * m for loss, m in zip(l, n))))
+    assert "exp of the total loss summed over tokens" in total.message
+
+
+def test_perplexity_that_overflows_in_between_is_told_so():
+    def product_of_exps(batch_losses, batch_tokens):  # right, but e^(Σ loss·n) is computed first
+        product = torch.tensor(1.0)
+        for loss, n in zip(batch_losses, batch_tokens):
+            product = product * torch.exp(torch.tensor(loss * n))
+        return float(product ** (1 / sum(batch_tokens)))
+
+    failure = failure_of(ch08.check_heldout_perplexity, product_of_exps)
+    assert "is inf, but should be 3.21556: a number in between is too large for a float" in failure.message

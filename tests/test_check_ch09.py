@@ -51,55 +51,60 @@ def test_loss_mask_right(capsys):
     assert capsys.readouterr().out.count("✓ loss_mask: correct on 5 conversations") == 3
 
 
-def _mask_variant(change):
-    """right_mask, then ``change(ids, tokenizer, mask)`` applied to it."""
-    def answer(ids, tokenizer):
-        return change(list(ids), tokenizer, right_mask(ids, tokenizer))
-    return answer
+def walk_mask(ids, tokenizer, *, closing_end=True, role_token=False, user_end=False, eos=False,
+              first_turn_only=False, inverted=False):
+    """A loss mask written as a student would, walking the ids and remembering who speaks. Each
+    keyword switches on one slip; the defaults give the right mask."""
+    t = tokenizer
+    mask, speaker, replies = [], None, 0
+    for token in ids:
+        if token in (t.user_id, t.assistant_id):
+            speaker = token
+            replies += token == t.assistant_id
+            trained = role_token and token == t.assistant_id
+        elif token == t.end_id:
+            trained = closing_end if speaker == t.assistant_id else user_end
+            speaker = None
+        elif token == t.eos_id:
+            trained = eos
+        else:  # text, or <|bos|> before anyone speaks
+            trained = speaker == t.assistant_id
+        if first_turn_only and replies > 1:
+            trained = False
+        mask.append(int(trained != inverted))
+    return mask
 
 
-def _without_closing_end(ids, t, mask):
-    return [0 if (i == t.end_id) else m for i, m in zip(ids, mask)]
+def test_the_walked_mask_is_right(capsys):
+    ch09.check_loss_mask(walk_mask)
+    assert "✓ loss_mask: correct on 5 conversations" in capsys.readouterr().out
 
 
-def _with_role_token(ids, t, mask):
-    return [1 if i == t.assistant_id else m for i, m in zip(ids, mask)]
-
-
-def _every_end(ids, t, mask):
-    return [1 if i == t.end_id else m for i, m in zip(ids, mask)]
-
-
-def _with_eos(ids, t, mask):
-    return [1 if i == t.eos_id else m for i, m in zip(ids, mask)]
-
-
-def _first_turn_only(ids, t, mask):
-    out, done = [], False
-    for i, m in zip(ids, mask):
-        out.append(0 if done else m)
-        done = done or (m == 1 and i == t.end_id)
-    return out
-
-
-def _everything_after_assistant(ids, t, mask):
-    start = ids.index(t.assistant_id)
-    return [1 if k > start and i != t.eos_id else 0 for k, i in enumerate(ids)]
+def _everything_after_assistant(ids, t):  # switched on at the first <|assistant|>, never off
+    mask, on = [], False
+    for token in ids:
+        mask.append(int(on and token != t.eos_id))
+        on = on or token == t.assistant_id
+    return mask
 
 
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
-        (_mask_variant(_without_closing_end), "the <|end|> that closes the reply is not trained, so the model never learns to stop"),
-        (_mask_variant(_with_role_token), "the <|assistant|> token itself is marked as trained"),
-        (_mask_variant(_every_end), "the user's <|end|> is trained too"),
-        (_mask_variant(_with_eos), "the <|eos|> at the very end is trained"),
+        (lambda ids, t: walk_mask(ids, t, closing_end=False),
+         "the <|end|> that closes the reply is not trained, so the model never learns to stop"),
+        (lambda ids, t: walk_mask(ids, t, role_token=True), "the <|assistant|> token itself is marked as trained"),
+        (lambda ids, t: walk_mask(ids, t, user_end=True), "the user's <|end|> is trained too"),
+        (lambda ids, t: walk_mask(ids, t, eos=True), "the <|eos|> at the very end is trained"),
+        (lambda ids, t: [0] * len(ids), "it is all zeros: nothing would be trained"),
         (lambda ids, t: [1] * len(ids), "every token is trained: this is no mask at all"),
-        (_mask_variant(lambda ids, t, m: [1 - x for x in m]), "it is inverted: the prompt is trained"),
-        (_mask_variant(lambda ids, t, m: m[1:] + [0]), "it is shifted one position to the left"),
-        (_mask_variant(lambda ids, t, m: [0] + m[:-1]), "it is shifted one position to the right"),
-        (_mask_variant(_first_turn_only), "only the first assistant turn is trained"),
-        (_mask_variant(_everything_after_assistant), "everything after the first <|assistant|> is trained"),
+        (lambda ids, t: walk_mask(ids, t, inverted=True), "it is inverted: the prompt is trained"),
+        # the mask of the targets ids[1:] (what the model predicts), padded to the length of ids
+        (lambda ids, t: walk_mask(ids[1:], t) + [0], "it is shifted one position to the left"),
+        # the mask of the inputs ids[:-1], one 0 put in front
+        (lambda ids, t: [0] + walk_mask(ids[:-1], t), "it is shifted one position to the right"),
+        (lambda ids, t: walk_mask(ids, t, first_turn_only=True), "only the first assistant turn is trained"),
+        (_everything_after_assistant, "everything after the first <|assistant|> is trained"),
     ],
 )
 def test_loss_mask_mistakes(answer, words):
@@ -129,17 +134,20 @@ def test_loss_mask_gets_a_copy_of_the_ids():
 # -------------------------------------------------------------------------------- collate
 
 
-def padded_collate(items, pad_id, left=False):
-    """The right answer (padding on the right), or with left=True a typical wrong one."""
+def padded_collate(items, pad_id, left=False, id_fill=None, target_fill=IGNORE_INDEX, real=1, padding=0):
+    """The right answer (padding on the right), or with a keyword a typical wrong one: padding on
+    the left, input_ids padded with ``id_fill``, targets with ``target_fill``, an attention mask
+    of ``real`` for the tokens and ``padding`` for the padding."""
     B, T = len(items), max(len(i["input_ids"]) for i in items)
-    out = {"input_ids": torch.full((B, T), pad_id), "targets": torch.full((B, T), IGNORE_INDEX),
-           "attention_mask": torch.zeros(B, T, dtype=torch.long)}
+    out = {"input_ids": torch.full((B, T), pad_id if id_fill is None else id_fill),
+           "targets": torch.full((B, T), target_fill),
+           "attention_mask": torch.full((B, T), padding, dtype=torch.long)}
     for b, item in enumerate(items):
         L = len(item["input_ids"])
         cols = slice(T - L, T) if left else slice(0, L)
         out["input_ids"][b, cols] = item["input_ids"]
         out["targets"][b, cols] = item["targets"]
-        out["attention_mask"][b, cols] = 1
+        out["attention_mask"][b, cols] = real
     return out
 
 
@@ -183,22 +191,6 @@ def test_collate_right(capsys):
     assert capsys.readouterr().out.count("✓ collate: correct on 5 batches") == 2
 
 
-def _collate_variant(**changes):
-    """right_collate with some tensors replaced by ``fn(items, pad_id, right)``."""
-    def answer(items, pad_id):
-        out = right_collate(items, pad_id)
-        for key, fn in changes.items():
-            out[key] = fn(items, pad_id, out)
-        return out
-    return answer
-
-
-def _pad_with(key, value_of):
-    def fn(items, pad_id, out):
-        return torch.where(out["attention_mask"].bool(), out[key], torch.full_like(out[key], value_of(pad_id)))
-    return fn
-
-
 def left_collate(items, pad_id):
     return padded_collate(items, pad_id, left=True)
 
@@ -206,13 +198,13 @@ def left_collate(items, pad_id):
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
-        (_collate_variant(targets=_pad_with("targets", lambda pad_id: pad_id)),
-         "'targets' is wrong: the padded targets are pad_id (0) instead of -100"),
-        (_collate_variant(input_ids=_pad_with("input_ids", lambda pad_id: 0)),
+        (lambda items, pad_id: padded_collate(items, pad_id, target_fill=pad_id),
+         "'targets' is wrong: the padded targets are 0 (pad_id, or a plain 0) instead of -100"),
+        (lambda items, pad_id: padded_collate(items, pad_id, id_fill=0),
          "with pad_id 3: 'input_ids' is wrong: the padding is 0 instead of pad_id"),
-        (_collate_variant(attention_mask=lambda items, pad_id, out: 1 - out["attention_mask"]),
+        (lambda items, pad_id: padded_collate(items, pad_id, real=0, padding=1),
          "'attention_mask' is wrong: it is inverted"),
-        (_collate_variant(attention_mask=lambda items, pad_id, out: torch.ones_like(out["attention_mask"])),
+        (lambda items, pad_id: padded_collate(items, pad_id, padding=1),
          "'attention_mask' is wrong: it marks every position as real"),
         (left_collate, "'input_ids' is wrong: it pads on the left"),
     ],
@@ -221,15 +213,34 @@ def test_collate_mistakes(answer, words):
     assert words in failure_of(ch09.check_collate, answer).message
 
 
-def test_collate_pads_targets_with_zero():
-    def zeros(items, pad_id):
-        out = right_collate(items, pad_id)
-        out["targets"] = torch.where(out["attention_mask"].bool(), out["targets"], torch.zeros_like(out["targets"]))
-        return out
+def test_collate_pads_targets_with_zero_or_with_pad_id():
+    # pad_id is 0 in the first batch: there the two slips give the same targets, and the sentence
+    # names both (it used to say "pad_id (0)" to a student who had filled with 0)
+    zeros = failure_of(ch09.check_collate, lambda items, pad_id: padded_collate(items, pad_id, target_fill=0))
+    pads = failure_of(ch09.check_collate, lambda items, pad_id: padded_collate(items, pad_id, target_fill=pad_id))
+    for failure in (zeros, pads):
+        assert failure.message == (
+            "collate on three items of lengths 10, 7 and 13 (pad_id 0): 'targets' is wrong: the padded "
+            "targets are 0 (pad_id, or a plain 0) instead of -100, so the loss trains the model to predict "
+            "token 0, the padding.")
+        assert "-100 (IGNORE_INDEX)" in failure.hint
 
-    # pad_id is 0 in the first batch, so the first sentence names pad_id; both say what to do
-    failure = failure_of(ch09.check_collate, zeros)
-    assert "instead of -100" in failure.message and "-100 (IGNORE_INDEX)" in failure.hint
+    def zeros_from_pad_id_3(items, pad_id):  # right while pad_id is 0, then the slip shows alone
+        return padded_collate(items, pad_id, target_fill=0 if pad_id == 3 else IGNORE_INDEX)
+
+    failure = failure_of(ch09.check_collate, zeros_from_pad_id_3)
+    assert "the padded targets are 0 instead of -100, so the loss trains the model to predict token 0" in failure.message
+
+
+def test_make_item_mistakes_can_all_be_told_apart():
+    # a sentence whose value equals an earlier one's on every conversation could never be shown
+    # (the targets "shifted the wrong way" were exactly the targets "not shifted")
+    cases = ch09._rendered()
+    for key in ("input_ids", "targets"):
+        values = [list(ch09._make_item_mistakes(ids, mask)[key].values()) for _, ids, mask in cases]
+        for i in range(len(values[0])):
+            for j in range(i):
+                assert not all(torch.equal(v[i][0], v[j][0]) for v in values), (key, i, j)
 
 
 def test_collate_wrong_shapes_keys_and_types():

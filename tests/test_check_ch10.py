@@ -316,12 +316,23 @@ def _bytes(params):
          "this is the number of parameters, not their size in bytes"),
         (_memory_variant(gradients=lambda m: _bytes(m.parameters())),
          "it counts a gradient for every parameter, but frozen parameters"),
+        (_memory_variant(gradients=lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)),
+         "this is the number of gradient values, not their size in bytes"),
+        (_memory_variant(gradients=lambda m: sum(4 * p.numel() for p in m.parameters() if p.requires_grad)),
+         '"gradients" is 640 bytes, which is wrong: it assumes 4 bytes per number'),
         (_memory_variant(optimizer=lambda m: _bytes(p for p in m.parameters() if p.requires_grad)),
          "it keeps one number per trainable parameter, but AdamW keeps two"),
         (_memory_variant(optimizer=lambda m: 2 * _bytes(m.parameters())),
          "it counts optimizer state for frozen parameters too"),
         (_memory_variant(optimizer=lambda m: 2 * sum(p.numel() for p in m.parameters() if p.requires_grad)),
          "this is the number of optimizer values, not their size in bytes"),
+        # On the fully trainable model this is also "one number per trainable parameter": the other
+        # models tell the two apart
+        (_memory_variant(optimizer=lambda m: _bytes(m.parameters())),
+         "it counts one number per parameter, frozen ones included"),
+        # Right for float32; on the float64 model it equals "one number per trainable parameter"
+        (_memory_variant(optimizer=lambda m: sum(2 * 4 * p.numel() for p in m.parameters() if p.requires_grad)),
+         '"optimizer" is 1,280 bytes, which is wrong: it assumes 4 bytes per number'),
     ],
 )
 def test_training_memory_mistakes(answer, words):

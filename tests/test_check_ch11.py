@@ -114,6 +114,9 @@ def test_f1_by_hand_stub(capsys):
         (with_changes(macro_f1=0.7726548), "harmonic mean of the macro precision"),
         (with_changes(macro_f1=2 / 3), "complaint class alone"),
         (with_changes(accuracy=15 / 80), "counts only the complaints found"),
+        (with_changes(accuracy=15 / (15 + 10 + 5)), "leaves out the true negatives"),
+        (with_changes(precision=50 / (50 + 5)), "the precision of the other class"),
+        (with_changes(recall=50 / (50 + 10)), "the recall of the other class"),
         (with_changes(accuracy=81.25), "looks like a percentage"),
         (with_changes(recall=0.5), "is not right"),
         (lambda: {"accuracy": 0.8125}, "has no 'precision', 'recall', 'f1', 'macro_f1'"),
@@ -128,28 +131,54 @@ def test_f1_by_hand_wrong(answer, words):
 # --------------------------------------------------------------------------- bio_entities
 
 
+def read_entities(tags, *, b_continues=False, untyped=False, drop_stray_i=False, flush=True,
+                  inclusive_end=False):
+    """BIO tags read as a student would, one tag at a time; each keyword switches on one slip
+    (the defaults read them right)."""
+    entities, open_entity = [], None  # open_entity: [type, start, end]
+    for i, tag in enumerate(tags):
+        if tag == "O":
+            if open_entity:
+                entities.append(tuple(open_entity))
+            open_entity = None
+            continue
+        prefix, kind = tag.split("-", 1)
+        continues = open_entity is not None and (
+            (prefix == "I" and (untyped or open_entity[0] == kind))
+            or (prefix == "B" and b_continues and open_entity[0] == kind))
+        if continues:
+            open_entity[2] = i + 1
+            continue
+        if open_entity:
+            entities.append(tuple(open_entity))
+        open_entity = None if (prefix == "I" and drop_stray_i) else [kind, i, i + 1]
+    if open_entity and flush:
+        entities.append(tuple(open_entity))
+    return [(k, s, e - 1) for k, s, e in entities] if inclusive_end else entities
+
+
 def right_bio_entities(tags):
-    return ch11._read_spans(tags)
+    return read_entities(tags)
 
 
 def inclusive_end(tags):
-    return [(k, s, e - 1) for k, s, e in right_bio_entities(tags)]
+    return read_entities(tags, inclusive_end=True)
 
 
 def no_flush(tags):
-    return ch11._read_spans(tags, flush=False)
+    return read_entities(tags, flush=False)
 
 
 def merges_neighbours(tags):
-    return ch11._read_spans(tags, b_continues=True)
+    return read_entities(tags, b_continues=True)
 
 
 def strict(tags):
-    return ch11._read_spans(tags, lenient=False)
+    return read_entities(tags, drop_stray_i=True)
 
 
 def untyped(tags):
-    return ch11._read_spans(tags, typed=False)
+    return read_entities(tags, untyped=True)
 
 
 def test_bio_entities_right(capsys):
@@ -234,29 +263,35 @@ def test_last_token_states_wrong(answer, words):
 # ---------------------------------------------------------------------------- chrf_sentence
 
 
-def right_chrf(hyp, ref):
-    return ch11._chrf_variant(hyp, ref)
-
-
-def scratch_chrf(hypothesis, reference):
-    """Written out independently of the package, as a student would."""
-    hyp, ref = "".join(hypothesis.split()), "".join(reference.split())
-    precisions, recalls = [], []
-    for n in range(1, 7):
+def scratch_chrf(hypothesis, reference, *, beta=2.0, orders=6, strip=str.split, clip=True,
+                 average_f=False, scale=100):
+    """chrF written out independently of the package, as a student would; each keyword switches
+    on one slip (the defaults give the real chrF)."""
+    hyp, ref = "".join(strip(hypothesis)), "".join(strip(reference))
+    precisions, recalls, f_scores = [], [], []
+    for n in range(1, orders + 1):
         h = Counter(hyp[i:i + n] for i in range(len(hyp) - n + 1))
         r = Counter(ref[i:i + n] for i in range(len(ref) - n + 1))
         if h and r:
-            match = sum(min(c, r[g]) for g, c in h.items())
-            precisions.append(match / sum(h.values()))
-            recalls.append(match / sum(r.values()))
+            match = sum(min(c, r[g]) if clip else (c if g in r else 0) for g, c in h.items())
+            p_n, r_n = match / sum(h.values()), match / sum(r.values())
+            precisions.append(p_n)
+            recalls.append(r_n)
+            f_scores.append(0.0 if p_n + r_n == 0 else (1 + beta**2) * p_n * r_n / (beta**2 * p_n + r_n))
     if not precisions:
         return 0.0
+    if average_f:
+        return scale * np.mean(f_scores)
     p, r = np.mean(precisions), np.mean(recalls)
-    return 0.0 if p + r == 0 else 100 * 5 * p * r / (4 * p + r)
+    return 0.0 if p + r == 0 else scale * (1 + beta**2) * p * r / (beta**2 * p + r)
+
+
+def right_chrf(hyp, ref):
+    return scratch_chrf(hyp, ref)
 
 
 def test_chrf_sentence_right(capsys):
-    ch11.check_chrf_sentence(right_chrf)
+    ch11.check_chrf_sentence(lambda h, r: ch11.chrf(h, r))
     ch11.check_chrf_sentence(scratch_chrf)
     out = capsys.readouterr().out
     assert out.count("✓ chrf_sentence: correct on 8 sentence pairs") == 2
@@ -270,13 +305,14 @@ def test_chrf_sentence_stub(capsys):
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
-        (lambda h, r: right_chrf(h, r) / 100, "0-1 scale"),
-        (lambda h, r: ch11._chrf_variant(h, r, beta=1.0), "it uses β = 1"),
-        (lambda h, r: ch11._chrf_variant(h, r, beta=0.5), "weighs precision more than recall"),
-        (lambda h, r: ch11._chrf_variant(h, r, clip=False), "counted as matching every time"),
-        (lambda h, r: ch11._chrf_variant(h, r, strip=False), "the spaces are kept"),
-        (lambda h, r: ch11._chrf_variant(h, r, average_f=True), "averages an F-score per order"),
-        (lambda h, r: ch11._chrf_variant(h, r, orders=4), "stops at 4-grams"),
+        (lambda h, r: scratch_chrf(h, r, scale=1), "0-1 scale"),
+        (lambda h, r: scratch_chrf(h, r, beta=1.0), "it uses β = 1"),
+        (lambda h, r: scratch_chrf(h, r, beta=0.5), "weighs precision more than recall"),
+        (lambda h, r: scratch_chrf(h, r, clip=False), "counted as matching every time"),
+        (lambda h, r: scratch_chrf(h, r, strip=list), "the spaces are kept"),
+        (lambda h, r: scratch_chrf(h, r, average_f=True), "averages an F-score per order"),
+        (lambda h, r: scratch_chrf(h, r, orders=4), "stops at 4-grams"),
+        (lambda h, r: scratch_chrf(h, r, strip=lambda text: text.split(" ")), "only the spaces are removed"),
         (lambda h, r: 50.0, "but chrF is"),
         (lambda h, r: None, "is None"),
         (lambda h, r: h.split()[5], "raised IndexError"),
@@ -338,6 +374,6 @@ def test_f1_by_hand_rounded_to_two_decimals_is_told_so():
 
 def test_chrf_removing_only_spaces_is_named():
     def spaces_only(hypothesis, reference):
-        return ch11._chrf_variant(hypothesis.replace(" ", ""), reference.replace(" ", ""), strip=False)
+        return scratch_chrf(hypothesis.replace(" ", ""), reference.replace(" ", ""), strip=list)
 
     assert "only the spaces are removed" in failure_of(ch11.check_chrf_sentence, spaces_only).message

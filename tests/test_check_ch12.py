@@ -186,6 +186,13 @@ def drops_remainder(n, k, seed):  # the last n % k examples are never used
 
 
 @_guarded
+def remainder_only_trained(n, k, seed):  # folds of n // k; the last n % k examples are never validated
+    order, size = _order(n, seed), n // k
+    folds = [order[i * size : (i + 1) * size] for i in range(k)]
+    return [([x for x in range(n) if x not in fold], fold) for fold in folds]
+
+
+@_guarded
 def unshuffled(n, k, seed):
     folds = [list(range(i * n // k, (i + 1) * n // k)) for i in range(k)]
     return [([x for j, f in enumerate(folds) if j != i for x in f], folds[i]) for i in range(k)]
@@ -203,7 +210,8 @@ def ignores_seed(n, k, seed):
         (independent_samples, "validated in fold"),
         (big_last_fold, "should differ by at most one"),
         (drops_remainder, "never uses"),
-        (unshuffled, "not shuffled"),
+        (remainder_only_trained, "k_fold(n=11, k=3, seed=0) never validates 2 example(s)"),
+        (unshuffled, "are consecutive runs of indices (0..4, 5..9, ...): the data are not shuffled"),
         (ignores_seed, "same folds for seed 0 and seed 1"),
         (lambda n, k, seed=0: right_k_fold(max(n, 2), min(max(k, 2), max(n, 2)), seed), "should raise ValueError"),
         (_guarded(lambda n, k, seed: right_k_fold(n, k, seed)[:-1]), "should return"),
@@ -271,13 +279,39 @@ def no_backward(model, micro_batches):
     model.zero_grad(set_to_none=True)
 
 
+def sum_of_means(model, micro_batches):  # the exercise's mistake: no weighting at all
+    model.zero_grad()
+    for x, y in micro_batches:
+        F.cross_entropy(model(x), y).backward()
+
+
+def divide_by_count(model, micro_batches):  # right only when the micro-batches are equal
+    model.zero_grad()
+    for x, y in micro_batches:
+        (F.cross_entropy(model(x), y) / len(micro_batches)).backward()
+
+
+def cleared_in_the_loop(model, micro_batches):
+    total = sum(len(y) for _, y in micro_batches)
+    for x, y in micro_batches:
+        model.zero_grad()
+        (F.cross_entropy(model(x), y) * len(y) / total).backward()
+
+
+def divide_twice(model, micro_batches):  # a mean loss divided by the number of examples again
+    total = sum(len(y) for _, y in micro_batches)
+    model.zero_grad()
+    for x, y in micro_batches:
+        (F.cross_entropy(model(x), y) / total).backward()
+
+
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
-        (ch12._sum_of_means, "never divided"),
-        (ch12._divide_by_count, "right only when they are all the same size"),
-        (ch12._last_only, "only the last micro-batch"),
-        (ch12._divide_twice, "divided twice"),
+        (sum_of_means, "never divided"),
+        (divide_by_count, "right only when they are all the same size"),
+        (cleared_in_the_loop, "only the last micro-batch"),
+        (divide_twice, "divided twice"),
         (never_cleared, "left over from before"),
         (no_backward, "has no gradient"),
         (lambda model, batches: 1 / 0, "ZeroDivisionError"),

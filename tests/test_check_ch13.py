@@ -10,7 +10,7 @@ from sftlearn.check import ch13
 from sftlearn.gan import discriminator_loss, gan_step, generator_loss, straight_through_sample
 from conftest import failure_of, stub
 
-sp = F.softplus
+bce = F.binary_cross_entropy_with_logits
 
 # ------------------------------------------------------------------ discriminator loss
 
@@ -33,18 +33,28 @@ def test_discriminator_loss_right_answers(capsys):
     assert out.count("✓ discriminator_loss: correct on 4 batches") == 2
 
 
+def ones(t):
+    return torch.ones_like(t)
+
+
+def zeros(t):
+    return torch.zeros_like(t)
+
+
 @pytest.mark.parametrize("fn, words", [
-    (lambda r, f: sp(r).mean() + sp(-f).mean(), "the labels are swapped"),
-    (lambda r, f: (sp(-r).mean() + sp(f).mean()) / 2, "the average of the two terms"),
-    (lambda r, f: torch.cat([sp(-r), sp(f)]).mean(), "the mean over all real and generated logits together"),
-    (lambda r, f: sp(-r).mean(), "the generated points' term is missing"),
-    (lambda r, f: sp(f).mean(), "the real points' term is missing"),
-    (lambda r, f: sp(-r).sum() + sp(f).sum(), "sums over each batch"),
-    (lambda r, f: -(sp(-r).mean() + sp(f).mean()), "the minus signs are missing"),
+    (lambda r, f: bce(r, zeros(r)) + bce(f, ones(f)), "the labels are swapped"),
+    (lambda r, f: (bce(r, ones(r)) + bce(f, zeros(f))) / 2, "the average of the two terms"),
+    (lambda r, f: bce(torch.cat([r, f]), torch.cat([ones(r), zeros(f)])),
+     "the mean over all real and generated logits together"),
+    (lambda r, f: bce(r, ones(r)), "the generated points' term is missing"),
+    (lambda r, f: bce(f, zeros(f)), "the real points' term is missing"),
+    (lambda r, f: bce(r, ones(r), reduction="sum") + bce(f, zeros(f), reduction="sum"), "sums over each batch"),
+    # V(D, G) = mean log D(x) + mean log(1 − D(G(z))), with log σ(ℓ) and log(1 − σ(ℓ)) = log σ(−ℓ)
+    (lambda r, f: F.logsigmoid(r).mean() + F.logsigmoid(-f).mean(), "the minus signs are missing"),
     (d_probabilities, "sigmoid(40) rounds to exactly 1.0"),
     (lambda r, f: d_with_bce(r, f).item(), "is a Python number"),
     (lambda r, f: d_with_bce(r, f).detach(), "carries no gradient"),
-    (lambda r, f: sp(-r).mean(dim=1), "should be a single number"),
+    (lambda r, f: bce(r, ones(r), reduction="none").mean(dim=1), "should be a single number"),
 ])
 def test_discriminator_loss_mistakes_are_named(fn, words):
     failure = failure_of(ch13.check_discriminator_loss, fn)
@@ -69,11 +79,13 @@ def test_generator_loss_right_answers(capsys):
 
 
 @pytest.mark.parametrize("fn, words", [
-    (lambda f: generator_loss(f, saturating=True), "it is the saturating loss"),
-    (lambda f: sp(f).mean(), "look *more* fake"),
-    (lambda f: -sp(-f).mean(), "its sign is flipped"),
-    (lambda f: sp(-f).sum(), "sums over the batch"),
-    (lambda f: sp(-f).mean().item(), "is a Python number"),
+    (lambda f: F.logsigmoid(-f).mean(), "it is the saturating loss"),  # mean log(1 − σ(ℓ))
+    (lambda f: -bce(f, zeros(f)), "it is the saturating loss"),  # the same, from the library
+    (lambda f: bce(f, zeros(f)), "look *more* fake"),
+    (lambda f: F.logsigmoid(f).mean(), "its sign is flipped"),  # mean log D(G(z))
+    (lambda f: bce(f, ones(f), reduction="sum"), "sums over the batch"),
+    (lambda f: -torch.log(f).mean(), "uses the logits as if they were probabilities"),
+    (lambda f: bce(f, ones(f)).item(), "is a Python number"),
 ])
 def test_generator_loss_mistakes_are_named(fn, words):
     failure = failure_of(ch13.check_generator_loss, fn)
@@ -118,8 +130,19 @@ def step_not_detached(generator, discriminator, opt_g, opt_d, real, z):
     return d_loss.item(), g_loss.item()
 
 
-def step_saturating(*args):
-    return gan_step(*args, saturating=True)
+def step_saturating(generator, discriminator, opt_g, opt_d, real, z):
+    fake = generator(z)
+    opt_d.zero_grad()
+    real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
+    d_loss = bce(real_logits, ones(real_logits)) + bce(fake_logits, zeros(fake_logits))
+    d_loss.backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    judged = discriminator(fake)
+    g_loss = -bce(judged, zeros(judged))  # mean log(1 − D(G(z))), minimised
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
 
 
 def step_no_zero_d(generator, discriminator, opt_g, opt_d, real, z):
@@ -179,17 +202,28 @@ def st_soft_only(logits, noise, tau):
     return torch.softmax((logits + noise) / tau, -1)
 
 
+def st_written_out(logits, noise, tau):
+    soft = torch.softmax((logits + noise) / tau, -1)
+    hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft
+
+
 def st_no_noise(logits, noise, tau):
-    return straight_through_sample(logits, torch.zeros_like(noise), tau)
+    soft = torch.softmax(logits / tau, -1)
+    hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft
 
 
 def st_no_tau(logits, noise, tau):
-    return straight_through_sample(logits, noise, 1.0)
+    soft = torch.softmax(logits + noise, -1)
+    hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft
 
 
 def test_straight_through_right_answer(capsys):
     ch13.check_straight_through(straight_through_sample)
-    assert "✓ straight_through: one-hot forward values" in capsys.readouterr().out
+    ch13.check_straight_through(st_written_out)
+    assert capsys.readouterr().out.count("✓ straight_through: one-hot forward values") == 2
 
 
 @pytest.mark.parametrize("fn, words", [
@@ -219,7 +253,8 @@ def test_gan_step_with_the_generator_first_or_never_zeroed_is_named():
 
         def d_step():
             opt_d.zero_grad()
-            d = sp(-discriminator(real)).mean() + sp(discriminator(fake.detach())).mean()
+            r, f = discriminator(real), discriminator(fake.detach())
+            d = bce(r, ones(r)) + bce(f, zeros(f))
             d.backward()
             opt_d.step()
             return d
@@ -227,7 +262,8 @@ def test_gan_step_with_the_generator_first_or_never_zeroed_is_named():
         def g_step():
             if zero_g:
                 opt_g.zero_grad()
-            g = sp(-discriminator(fake)).mean()
+            judged = discriminator(fake)
+            g = bce(judged, ones(judged))
             g.backward()
             opt_g.step()
             return g

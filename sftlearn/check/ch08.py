@@ -445,6 +445,35 @@ def _perplexity_mistakes(losses: list[float], tokens: list[int]) -> dict[str, tu
     return mistakes
 
 
+# Every slip that takes exp of a total overflows on the cases above (exp of thousands), so there
+# they all look alike. On these two small batches exp(Σ loss·n) = e⁵⁰ and exp(Σ loss·n / 2) = e²⁵
+# fit even in float32, and each slip gives its own number.
+OVERFLOW_PROBE: tuple[list[float], list[int]] = ([2.0, 1.5], [10, 20])
+
+
+def _overflow_diagnosis(heldout_perplexity: Any) -> tuple[str, str]:
+    """(sentence, hint) for an answer that overflows on a real case, from what it gives on
+    OVERFLOW_PROBE."""
+    losses, tokens = OVERFLOW_PROBE
+    try:
+        got = as_number("probe", call_student(heldout_perplexity, list(losses), list(tokens)))
+    except (CheckFailure, NotDoneYet):
+        got = math.nan
+    where = f"on losses {losses} and tokens {tokens}, where nothing overflows, it gives {got:.6g}"
+    if math.isfinite(got):
+        if math.isclose(got, reference_heldout_perplexity(losses, tokens), rel_tol=1e-5):
+            return (f"a number in between is too large for a float ({where}, the right answer). "
+                    "exp of a sum over thousands of tokens does not fit in a float.",
+                    "Divide the summed loss by the number of tokens before taking exp.")
+        for description, (wrong, hint) in _perplexity_mistakes(losses, tokens).items():
+            if math.isclose(got, wrong, rel_tol=1e-5):
+                return f"{description} ({where}, as that mistake does).", hint
+    return ("it takes exp of a number far too large for a float. The mean loss per token is about "
+            "1 to 3 here; exp of it is small. A total (a sum over thousands of tokens) has probably "
+            "not been divided by the number of tokens.",
+            "exp(Σ loss_b · n_b / Σ n_b): divide before taking exp.")
+
+
 @checker("heldout_perplexity")
 def check_heldout_perplexity(heldout_perplexity: Any) -> str:
     """``heldout_perplexity(batch_losses, batch_tokens)`` = exp(Σ loss·n / Σ n)."""
@@ -455,13 +484,13 @@ def check_heldout_perplexity(heldout_perplexity: Any) -> str:
             raw = call_student(heldout_perplexity, list(losses), list(tokens))
         except CheckFailure as failure:
             if "OverflowError" in failure.message:
-                raise CheckFailure(
-                    f"{name} overflowed: it takes exp of a number far too large for a float. The "
-                    "mean loss per token is about 1 to 3 here; exp of it is small. A total (a sum "
-                    "over thousands of tokens) has probably not been divided by the number of tokens.",
-                    hint="exp(Σ loss_b · n_b / Σ n_b): divide before taking exp.") from None
+                sentence, hint = _overflow_diagnosis(heldout_perplexity)
+                raise CheckFailure(f"{name} overflowed: {sentence}", hint=hint) from None
             raise
         got = as_number(name, raw)
+        if math.isinf(got):  # torch.exp and numpy.exp give inf where math.exp raises OverflowError
+            sentence, hint = _overflow_diagnosis(heldout_perplexity)
+            raise CheckFailure(f"{name} is inf, but should be {expected:.6g}: {sentence}", hint)
         if not math.isclose(got, expected, rel_tol=1e-5):
             for description, (wrong, hint) in _perplexity_mistakes(losses, tokens).items():
                 if math.isclose(got, wrong, rel_tol=1e-5):

@@ -254,8 +254,11 @@ def _collate_mistakes(items, pad_id: int) -> dict[str, dict[str, Any]]:
             left[0]: (left_padded("input_ids", pad_id), left[1]),
         },
         "targets": {
-            f"the padded targets are pad_id ({pad_id}) instead of -100, so the loss trains the "
-            "model to predict padding": (
+            # With pad_id 0 the two slips give the same targets: one sentence names both.
+            (f"the padded targets are pad_id ({pad_id}) instead of -100, so the loss trains the "
+             "model to predict padding" if pad_id != 0 else
+             "the padded targets are 0 (pad_id, or a plain 0) instead of -100, so the loss trains "
+             "the model to predict token 0, the padding"): (
                 torch.where(real, right["targets"], torch.full_like(right["targets"], pad_id)),
                 "Fill the targets with -100 (IGNORE_INDEX): cross-entropy skips those positions."),
             "the padded targets are 0 instead of -100, so the loss trains the model to predict "
@@ -469,9 +472,6 @@ def _make_item_mistakes(ids: list[int], mask: list[int]) -> dict[str, dict[str, 
             "the mask is inverted: the prompt is trained and the reply is ignored": (
                 torch.where(~mask_t[1:], ids_t[1:], ignore[1:]),
                 "Keep ids[t+1] where mask[t+1] is 1 and use -100 where it is 0."),
-            "it is shifted the wrong way: the targets should be ids[1:], the tokens that come NEXT": (
-                torch.where(mask_t[:-1], ids_t[:-1], ignore[:-1]),
-                "The model reads ids[:-1] and predicts ids[1:]."),
         },
     }
 

@@ -190,6 +190,14 @@ def _check_fold_structure(folds, n: int, k: int, seed: int) -> None:
                     f"once and the k scores are computed on different data.",
                     hint="Shuffle the indices once, then cut that one order into k pieces.")
             seen[v] = i
+    unvalidated = everything - set(seen)
+    if unvalidated:
+        raise CheckFailure(
+            f"{name} never validates {len(unvalidated)} example(s) (e.g. {min(unvalidated)}): they "
+            f"are in no fold's validation indices, only ever trained on. Every example should be "
+            f"validated exactly once, so the k validation parts together are all {n} examples.",
+            hint="Cut the whole shuffled order into k pieces, leaving nothing over: fold i can be "
+                 "order[i * n // k : (i + 1) * n // k].")
     sizes = sorted(len(val) for _, val in folds)
     if sizes[-1] - sizes[0] > 1:
         raise CheckFailure(
@@ -211,16 +219,18 @@ def check_k_fold(k_fold: Any) -> str:
         raise CheckFailure(f"k_fold(n={n}, k={k}, seed=0) gave different folds on two calls: the "
                            f"same seed must give the same folds, or results cannot be reproduced.",
                            hint="Use a generator seeded with `seed` (torch.Generator().manual_seed(seed)).")
-    if first == other:
-        raise CheckFailure(f"k_fold(n={n}, k={k}) gives the same folds for seed 0 and seed 1: the "
-                           f"examples are not shuffled by the seed.",
-                           hint="Shuffle range(n) with a generator seeded by `seed` before cutting it.")
+    # Unshuffled folds are the same for every seed too: look for them first, or their own sentence
+    # never shows.
     ordered = [list(range(i * n // k, (i + 1) * n // k)) for i in range(k)]
     if [sorted(val) for _, val in first] == ordered:
         raise CheckFailure(f"the folds of k_fold(n={n}, k={k}, seed=0) are consecutive runs of "
                            f"indices (0..4, 5..9, ...): the data are not shuffled, so a dataset "
                            f"stored in order (e.g. sorted by label) gives unrepresentative folds.",
                            hint="Shuffle range(n) with the seeded generator before cutting it.")
+    if first == other:
+        raise CheckFailure(f"k_fold(n={n}, k={k}) gives the same folds for seed 0 and seed 1: the "
+                           f"examples are not shuffled by the seed.",
+                           hint="Shuffle range(n) with a generator seeded by `seed` before cutting it.")
     for args in ((5, 1, 0), (4, 5, 0)):
         _expect_value_error(k_fold, args, f"k_fold(n={args[0]}, k={args[1]})",
                             "k-fold needs 2 <= k <= n (k = 1 leaves nothing to train on, k > n "
