@@ -106,6 +106,11 @@ def _as_array(name: str, values: Any, dims: tuple[int, ...]) -> np.ndarray:
     return array
 
 
+def _check_not_empty(name: str, array: np.ndarray) -> None:
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}): there is nothing to draw.")
+
+
 def _check_labels(name: str, labels: Sequence[Any] | None, size: int, axis: str) -> list[str] | None:
     if labels is None:
         return None
@@ -139,6 +144,7 @@ def heatmap(
     Returns the Axes.
     """
     values = _as_array("matrix", matrix, (2,))
+    _check_not_empty("matrix", values)
     rows, cols = values.shape
     row_labels = _check_labels("row_labels", row_labels, rows, "rows")
     col_labels = _check_labels("col_labels", col_labels, cols, "columns")
@@ -151,9 +157,8 @@ def heatmap(
             set_ticks(range(len(labels)))
             set_labels(labels, **_font_for(labels))
     if annotate:
-        low = np.nanmin(values) if vmin is None else vmin
-        high = np.nanmax(values) if vmax is None else vmax
-        middle = (low + high) / 2
+        low, high = image.get_clim()  # the colour scale drawn: it leaves out NaN and ±inf
+        middle = (low + high) / 2 if low is not None and high is not None else np.inf
         for i in range(rows):
             for j in range(cols):
                 colour = "white" if values[i, j] > middle else "black"
@@ -218,10 +223,15 @@ def attention_heads(
     the Figure.
     """
     values = _as_array("weights", weights, (3, 4))
+    _check_not_empty("weights", values)
     one_layer = values.ndim == 3
     if one_layer:
         values = values[None]
     n_layer, n_head = values.shape[:2]
+    # Checked before the figure exists, so a mistake leaves no empty grid behind.
+    _check_labels("tokens", tokens, values.shape[2], "rows")
+    _check_labels("key_tokens" if key_tokens is not None else "tokens",
+                  key_tokens if key_tokens is not None else tokens, values.shape[3], "columns")
     fig, axes = plt.subplots(n_layer, n_head, figsize=(panel_size * n_head + 0.4, panel_size * n_layer + 0.5),
                              squeeze=False)
     for layer in range(n_layer):
@@ -261,6 +271,8 @@ def labelled_scatter(
     if xy.shape[1] != 2:
         raise ValueError(f"points must have shape (N, 2), got {xy.shape}; project to 2 dimensions first.")
     labels = _check_labels("labels", labels, len(xy), "points")
+    if hasattr(groups, "tolist"):  # a tensor or array: its values, not 0-d tensors (hashed by identity)
+        groups = groups.tolist()
     if groups is not None and len(groups) != len(xy):
         raise ValueError(f"groups has {len(groups)} entries but there are {len(xy)} points; "
                          "give one group per point.")

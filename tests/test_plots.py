@@ -108,3 +108,38 @@ def test_chinese_labels_with_a_chinese_font_are_kept(monkeypatch):
     label = ax.get_yticklabels()[0]
     assert label.get_text() == "猫"
     assert "DejaVu Serif" in label.get_fontfamily()
+
+
+def test_empty_input_is_refused_plainly_and_leaves_no_figure_behind():
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match=r"matrix is empty \(shape \(0, 0\)\): there is nothing to draw"):
+        plots.heatmap(np.zeros((0, 0)), annotate=True)
+    with pytest.raises(ValueError, match="matrix is empty"):
+        plots.plot_confusion_matrix(np.zeros((0, 0)), [])
+    with pytest.raises(ValueError, match=r"weights is empty \(shape \(0, 2, 2\)\)"):
+        plots.attention_heads(np.zeros((0, 2, 2)))
+    assert plt.get_fignums() == before
+
+
+def test_attention_heads_checks_the_tokens_before_drawing_the_grid():
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match="tokens has 2 labels but the matrix has 3 rows"):
+        plots.attention_heads(torch.full((2, 3, 3), 1 / 3), ["a", "b"])
+    with pytest.raises(ValueError, match="key_tokens has 1 labels but the matrix has 3 columns"):
+        plots.attention_heads(torch.full((2, 2, 3), 1 / 3), ["a", "b"], key_tokens=["x"])
+    assert plt.get_fignums() == before  # no empty grid left to show up under the error
+
+
+def test_annotation_colours_follow_the_drawn_colour_scale_with_infinite_values():
+    # imshow leaves ±inf out of the colour range (0..2 here), so 2 and inf are dark cells
+    ax = plots.heatmap([[0.0, float("inf")], [1.0, 2.0]], annotate=True)
+    assert ax.images[0].get_clim() == (0.0, 2.0)
+    assert [t.get_color() for t in ax.texts] == ["black", "white", "black", "white"]
+    ax = plots.heatmap([[float("-inf"), 1.0], [1.0, 2.0]], annotate=True)
+    assert [t.get_color() for t in ax.texts] == ["black", "black", "black", "white"]
+
+
+def test_labelled_scatter_groups_may_be_a_tensor():
+    ax = plots.labelled_scatter([[0, 0], [1, 1], [2, 0]], groups=torch.tensor([0, 0, 1]))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1"]
+    assert [len(c.get_offsets()) for c in ax.collections] == [2, 1]

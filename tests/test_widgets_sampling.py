@@ -188,3 +188,33 @@ def test_widget_explains_a_prompt_it_cannot_read(model, tokenizer):
     assert explorer.samples == [] and explorer.stages == []
     explorer.prompt.value = "Tom"
     assert len(explorer.samples) == 3
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"temperature": 5.0}, r"temperature = 5.0 is outside the explorer's slider, which runs from 0 to 3"),
+    ({"top_k": 100}, r"top_k = 100 is outside the explorer's slider, which runs from 0 to 50"),
+    ({"top_p": 0.01}, r"top_p = 0.01 is outside the explorer's slider, which runs from 0.05 to 1"),
+    ({"top_p": 1.5}, r"top_p = 1.5 is outside the explorer's slider"),
+    ({"top_p": 0.0}, r"top_p = 0.0 is outside the explorer's slider"),
+])
+def test_live_and_static_explorers_refuse_the_same_settings(monkeypatch, model, tokenizer, setting,
+                                                            message):
+    monkeypatch.setattr(plt, "show", lambda *a, **k: None)
+    monkeypatch.setenv("SFTLEARN_HEADLESS", "1")
+    with pytest.raises(ValueError, match=message):
+        sw.sampling_explorer(model, tokenizer, "Mia", n=1, max_new_tokens=2, **setting)
+    monkeypatch.setattr(sw, "headless", lambda: False)
+    with pytest.raises(ValueError, match=message):
+        sw.sampling_explorer(model, tokenizer, "Mia", n=1, max_new_tokens=2, **setting)
+    plt.close("all")
+
+
+def test_a_whole_number_slider_refuses_a_fraction_instead_of_dropping_it(model, tokenizer):
+    with pytest.raises(ValueError, match=r"top_k = 2.5 cannot be set on the explorer's slider, which "
+                                         r"would show 2"):
+        sw.SamplingExplorer(model, tokenizer, "Mia", top_k=2.5, draw=False)
+
+
+def test_no_samples_is_refused_plainly(model, tokenizer):
+    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+        sw.sample_texts(model, tokenizer, "Mia", n=0)

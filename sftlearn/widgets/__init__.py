@@ -41,11 +41,15 @@ def figure_png(fig, dpi: int = 90) -> bytes:
 
 def check_slider_value(name: str, value: float, slider) -> None:
     """Refuse a starting ``value`` that ``slider`` (an ipywidgets slider built with it) could
-    not show: the slider silently moves such a value to its nearest end."""
+    not show: the slider silently moves such a value to its nearest end (or, for a whole-number
+    slider, drops its fraction)."""
     if slider.value != value:
         log = hasattr(slider, "base")  # a FloatLogSlider's min and max are exponents
         low, high = (slider.base**slider.min, slider.base**slider.max) if log else (slider.min, slider.max)
         check_in_range(name, value, low, high)
+        # In range, but the slider still changed it: e.g. an IntSlider drops the fraction of 2.5.
+        raise ValueError(f"{name} = {value!r} cannot be set on the explorer's slider, which would "
+                         f"show {slider.value!r}; pass a value of the slider's type.")
 
 
 def check_in_range(name: str, value: float, low: float, high: float) -> None:

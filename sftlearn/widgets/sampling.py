@@ -30,7 +30,7 @@ import torch
 from sftlearn import plots
 from sftlearn.generation import check_sampling, filter_logits
 from sftlearn.validation import check_int
-from sftlearn.widgets import Explorer, check_slider_value, figure_png, headless
+from sftlearn.widgets import Explorer, check_in_range, check_slider_value, figure_png, headless
 
 # (label, temperature, top_k, top_p) for the static table of samples.
 DEFAULT_SETTINGS: tuple[tuple[str, float, int | None, float | None], ...] = (
@@ -41,6 +41,12 @@ DEFAULT_SETTINGS: tuple[tuple[str, float, int | None, float | None], ...] = (
     ("τ = 2.0, top-k = 5", 2.0, 5, None),
     ("τ = 2.0, top-p = 0.9", 2.0, None, 0.9),
 )
+
+
+# The sliders' ranges: top-k 0 and top-p 1 mean "off".
+TEMPERATURE = (0.0, 3.0)
+TOP_K = (0, 50)
+TOP_P = (0.05, 1.0)
 
 
 # ----------------------------------------------------------------------------- the maths
@@ -122,6 +128,7 @@ def sample_texts(model, tokenizer, prompt: str, n: int = 3, max_new_tokens: int 
     (a training run that samples along the way stays identical to one that does not).
     """
     check_sampling(temperature, top_k, top_p)
+    check_int("n", n, fix="It is how many continuations to write.")
     ids = tokenizer.encode(prompt)
     if not ids:
         raise ValueError("the prompt is empty: give the model at least one token to continue.")
@@ -221,12 +228,12 @@ class SamplingExplorer(Explorer):
         self.seed = seed
         style = {"description_width": "initial"}
         self.prompt = w.Text(value=prompt, description="prompt", style=style, continuous_update=False)
-        self.temperature = w.FloatSlider(value=temperature, min=0.0, max=3.0, step=0.05,
+        self.temperature = w.FloatSlider(value=temperature, min=TEMPERATURE[0], max=TEMPERATURE[1], step=0.05,
                                          description="temperature τ", style=style,
                                          continuous_update=False)
-        self.top_k = w.IntSlider(value=top_k, min=0, max=50, description="top-k (0 = off)",
+        self.top_k = w.IntSlider(value=top_k, min=TOP_K[0], max=TOP_K[1], description="top-k (0 = off)",
                                  style=style, continuous_update=False)
-        self.top_p = w.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05,
+        self.top_p = w.FloatSlider(value=top_p, min=TOP_P[0], max=TOP_P[1], step=0.05,
                                    description="top-p (1 = off)", style=style, continuous_update=False)
         for name, value, slider in (("temperature", temperature, self.temperature),
                                     ("top_k", top_k, self.top_k), ("top_p", top_p, self.top_p)):
@@ -300,6 +307,12 @@ def sampling_explorer(model, tokenizer, prompt: str, temperature: float = 2.0, t
     sliders instead.
     """
     if headless():
+        # what the live explorer's sliders cannot show, the static figure refuses too
+        check_in_range("temperature", temperature, *TEMPERATURE)
+        if top_k is not None:
+            check_in_range("top_k", top_k, *TOP_K)
+        if top_p is not None:
+            check_in_range("top_p", top_p, *TOP_P)
         # 0 for top-k and 1 for top-p mean "off", as on the live explorer's sliders
         top_k = top_k if top_k else None
         top_p = top_p if top_p is not None and top_p < 1 else None
@@ -312,5 +325,5 @@ def sampling_explorer(model, tokenizer, prompt: str, temperature: float = 2.0, t
             print(f"{label:<{width}} | {_one_line(text)}")
         return None
     return SamplingExplorer(model, tokenizer, prompt, temperature=temperature, top_k=top_k or 0,
-                            top_p=top_p or 1.0, n_samples=n, max_new_tokens=max_new_tokens,
+                            top_p=1.0 if top_p is None else top_p, n_samples=n, max_new_tokens=max_new_tokens,
                             seed=seed)
