@@ -7,11 +7,14 @@ it under the cache folder; later calls load it in a moment. Chapter 08 runs the 
 step by step, so the model you train there is the one the zoo gives you.
 
 Cache folder: ``$SFTLEARN_CACHE`` if set, else ``~/.cache/sftlearn``. A cached model is keyed
-by a hash of its recipe and the package version, so a changed recipe never loads stale weights.
+by a hash of its recipe, the package version and the source of the code that writes the corpus
+and builds the tokenizers (``sftlearn/data``, ``sftlearn/tokenizer``), so neither a changed
+recipe nor a changed world (an instructor adding foods, say) ever loads stale weights.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -52,8 +55,22 @@ class PretrainRecipe:
         return TrainConfig(**{"seed": self.seed, **self.train, **overrides})
 
     def fingerprint(self) -> str:
-        text = json.dumps({"recipe": asdict(self), "version": __version__}, sort_keys=True)
+        text = json.dumps({"recipe": asdict(self), "version": __version__, "world": world_digest()},
+                          sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=1)
+def world_digest() -> str:
+    """A hash of the code behind the corpus and the tokenizers. The version alone is not enough:
+    in an editable install, edited data code keeps the version number it had."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for folder in ("data", "tokenizer"):
+        for file in sorted((package / folder).rglob("*.py")):
+            digest.update(file.relative_to(package).as_posix().encode())
+            digest.update(file.read_bytes().replace(b"\r\n", b"\n"))  # the same on every checkout
+    return digest.hexdigest()[:16]
 
 
 def _world_bpe():

@@ -1,5 +1,6 @@
 """The zoo: a recipe builds a model once, caches it, and later calls load the same weights."""
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -141,3 +142,23 @@ def test_recipes_name_their_tokenizer_and_unknown_names_fail_clearly():
 
 def test_the_tokenizer_is_part_of_the_cache_key():
     assert replace(QUICK, tokenizer="world-chars").fingerprint() != QUICK.fingerprint()
+
+
+def test_the_worlds_code_is_part_of_the_cache_key(monkeypatch, tmp_path):
+    # An editable install keeps its version number when the data code is edited: the key must
+    # still change, or the zoo would hand out a model trained on the old world.
+    before = QUICK.fingerprint()
+    package = tmp_path / "sftlearn"
+    for folder in ("data", "tokenizer"):
+        shutil.copytree(Path(zoo.__file__).parent / folder, package / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(zoo, "__file__", str(package / "zoo.py"))
+    zoo.world_digest.cache_clear()
+    try:
+        assert QUICK.fingerprint() == before  # the same code, copied: the same key
+        lexicon = package / "data" / "lexicon.py"
+        lexicon.write_text(lexicon.read_text() + "\n# one more food\n")
+        zoo.world_digest.cache_clear()
+        assert QUICK.fingerprint() != before
+    finally:
+        zoo.world_digest.cache_clear()
