@@ -16,62 +16,27 @@ from conftest import failure_of, stub
 # ------------------------------------------------------------------ numerical gradient
 
 
-def central(f, x, h=1e-5):
-    grad = torch.zeros_like(x)
-    for i in range(x.numel()):
-        plus, minus = x.clone(), x.clone()
-        plus[i] += h
-        minus[i] -= h
-        grad[i] = (f(plus) - f(minus)) / (2 * h)
-    return grad
+def difference(quotient):
+    """A student's finite-difference gradient: for each coordinate, ``quotient`` of the function
+    at x nudged by +h and -h (and at x itself), which is where the versions below differ."""
+
+    def gradient(f, x, h=1e-5):
+        grad = torch.zeros_like(x)
+        for i in range(x.numel()):
+            nudge = torch.zeros_like(x)
+            nudge[i] = h
+            grad[i] = quotient(f(x + nudge), f(x - nudge), f(x), h)
+        return grad
+
+    return gradient
 
 
-def forward(f, x, h=1e-5):
-    grad = torch.zeros_like(x)
-    for i in range(x.numel()):
-        plus = x.clone()
-        plus[i] += h
-        grad[i] = (f(plus) - f(x)) / h
-    return grad
-
-
-def over_h(f, x, h=1e-5):
-    grad = torch.zeros_like(x)
-    for i in range(x.numel()):
-        plus, minus = x.clone(), x.clone()
-        plus[i] += h
-        minus[i] -= h
-        grad[i] = (f(plus) - f(minus)) / h
-    return grad
-
-
-def minus_first(f, x, h=1e-5):
-    grad = torch.zeros_like(x)
-    for i in range(x.numel()):
-        plus, minus = x.clone(), x.clone()
-        plus[i] += h
-        minus[i] -= h
-        grad[i] = (f(minus) - f(plus)) / (2 * h)
-    return grad
-
-
-def backward_difference(f, x, h=1e-5):
-    grad = torch.zeros_like(x)
-    for i in range(x.numel()):
-        minus = x.clone()
-        minus[i] -= h
-        grad[i] = (f(x) - f(minus)) / h
-    return grad
-
-
-def over_2h_squared(f, x, h=1e-5):
-    grad = torch.zeros_like(x)
-    for i in range(x.numel()):
-        plus, minus = x.clone(), x.clone()
-        plus[i] += h
-        minus[i] -= h
-        grad[i] = (f(plus) - f(minus)) / (2 * h * h)
-    return grad
+central = difference(lambda up, down, here, h: (up - down) / (2 * h))
+forward = difference(lambda up, down, here, h: (up - here) / h)
+over_h = difference(lambda up, down, here, h: (up - down) / h)
+minus_first = difference(lambda up, down, here, h: (down - up) / (2 * h))
+backward_difference = difference(lambda up, down, here, h: (here - down) / h)
+over_2h_squared = difference(lambda up, down, here, h: (up - down) / (2 * h * h))
 
 
 def all_at_once(f, x, h=1e-5):
