@@ -71,7 +71,6 @@ def next_token(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
-@torch.no_grad()
 def _stop_ids(stop_token) -> torch.Tensor:
     """``stop_token`` (None, an id, a list of ids, a NumPy integer or an integer tensor) as a
     1-D tensor of ids."""
@@ -89,6 +88,7 @@ def _stop_ids(stop_token) -> torch.Tensor:
     return ids.long().reshape(-1)
 
 
+@torch.no_grad()
 def generate(
     model,
     input_ids: torch.Tensor,

@@ -100,6 +100,21 @@ def test_max_new_tokens_must_be_a_whole_number(model, bad):
         model.generate(torch.zeros(1, 3, dtype=torch.long), bad)
 
 
+def test_generation_builds_no_autograd_graph(model):
+    # A graph kept for every generated token would hold the whole forward pass in memory.
+    seen = []
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: seen.append(out.requires_grad))
+    try:
+        with torch.enable_grad():
+            model.generate(torch.randint(0, VOCAB, (2, 5)), 3, greedy=True)
+            inside = list(seen)
+            model(torch.randint(0, VOCAB, (1, 3)))  # the same model outside generate
+    finally:
+        hook.remove()
+    assert inside and not any(inside)
+    assert seen[-1]  # the hook does see a graph when one is built
+
+
 def test_generation_stops_early_when_every_row_is_done(model):
     prompt = torch.randint(0, VOCAB, (1, 5))
     first = int(model.generate(prompt, 1, greedy=True)[0, -1])
