@@ -524,9 +524,7 @@ class Trainer:
                     self._log(bar, *self._window, window_start)
                     self._window = (torch.zeros((), device=self.device), 0, 0, 0)
                     window_start = time.perf_counter()
-                if self.val_data is not None and (
-                    (cfg.eval_interval and self.step % cfg.eval_interval == 0) or last_step
-                ):
+                if self._evaluation_due():
                     self._evaluate_and_maybe_stop(bar)
                 if cfg.checkpoint_dir and cfg.checkpoint_interval and (
                     self.step % cfg.checkpoint_interval == 0
@@ -573,15 +571,19 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_log(self, logs)
 
+    def _evaluation_due(self) -> bool:
+        """Whether the step just taken is one to evaluate: every ``eval_interval`` steps and
+        the last one, when there is validation data."""
+        cfg = self.config
+        if self.val_data is None or self.step == 0:
+            return False
+        return bool(cfg.eval_interval and self.step % cfg.eval_interval == 0) or self.step == cfg.max_steps
+
     def _evaluation_pending(self) -> bool:
         """Whether the step just taken should have been evaluated but was not (fit was
         interrupted during that evaluation)."""
-        cfg = self.config
-        if self.val_data is None or self.step == 0 or self.should_stop:
-            return False
-        due = (cfg.eval_interval and self.step % cfg.eval_interval == 0) or (
-            self.step == cfg.max_steps)
-        return bool(due) and self.history.val_steps[-1:] != [self.step]
+        return (not self.should_stop and self._evaluation_due()
+                and self.history.val_steps[-1:] != [self.step])
 
     def _evaluate_and_maybe_stop(self, bar) -> None:
         cfg = self.config
