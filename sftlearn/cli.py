@@ -138,7 +138,6 @@ def _cmd_sft(args) -> int:
 def _cmd_chat(args) -> int:
     from .generation import check_sampling
     from .sft import generate_answers
-
     from .validation import check_int
 
     check_sampling(args.temperature, top_p=args.top_p)  # before loading, and also when greedy

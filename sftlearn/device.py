@@ -70,12 +70,11 @@ def get_device(name: str | torch.device | None = None) -> torch.device:
             f"this machine; available: {', '.join(available_devices())}. "
             f"Ask for one of those, or unset {ENV_DEVICE} to choose automatically."
         )
-    if kind == "cuda" and colon:
-        if int(index) >= torch.cuda.device_count():
-            raise ValueError(
-                f"{requested!r} does not exist: this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s), numbered from 0."
-            )
+    if kind == "cuda" and colon and int(index) >= torch.cuda.device_count():
+        raise ValueError(
+            f"{requested!r} does not exist: this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s), numbered from 0."
+        )
     return torch.device(requested)
 
 
