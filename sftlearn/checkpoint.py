@@ -13,14 +13,22 @@ Two rules:
 
 Layout of a saved model folder::
 
-    config.json         {"model": GPTConfig fields, "format": "sftlearn-gpt"}, and for a model
-                        with a task head (``sftlearn.heads``) also {"head": {kind, num_labels, dropout}}
+    config.json         {"model": GPTConfig fields, "format": "sftlearn-gpt", "weights_digest"},
+                        and for a model with a task head (``sftlearn.heads``) also
+                        {"head": {kind, num_labels, dropout}}
     model.safetensors   the weights (the tied output matrix is stored once, as the embedding)
     tokenizer.json      optional: the tokenizer the model was trained with
+
+A folder of several files cannot be replaced in one step the way a single file can, so
+``save_model`` writes ``config.json`` last and puts in it the digest of the weights it has
+just written (the same digest is in the weights file's header). A save interrupted between
+the two files leaves a folder whose config and weights disagree, and ``load_model`` says so
+instead of loading a mixture. LoRA adapters (``sftlearn.lora``) use the same rule.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -28,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import GPTConfig
@@ -40,6 +48,7 @@ TOKENIZER_FILE = "tokenizer.json"
 STATE_FILE = "trainer_state.pt"
 LATEST_FILE = "latest.json"
 FORMAT = "sftlearn-gpt"
+DIGEST_KEY = "sftlearn_digest"  # the name of the digest in a safetensors file's header
 
 
 # --------------------------------------------------------------------- JSON files
@@ -70,8 +79,9 @@ def _tied_names(model: torch.nn.Module) -> set[str]:
     return tied
 
 
-def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
-    """Write the model's weights as safetensors, storing tied tensors once.
+def save_weights(model: torch.nn.Module, path: str | Path) -> str:
+    """Write the model's weights as safetensors, storing tied tensors once; returns their
+    digest (``tensors_digest``), which is also in the file's header.
 
     A model with LoRA adapters is saved with them (a training checkpoint), but not while they
     are merged: the base weights would then hold the update as well as the adapter, and a
@@ -91,24 +101,64 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
         for name, t in model.state_dict().items()
         if name not in tied
     }
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    return write_tensors(tensors, path)
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load safetensors weights into ``model``; names and shapes must match exactly."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(
-            f"No weights file at {path}. Save the model with sftlearn.checkpoint.save_model "
-            f"(it writes {MODEL_FILE} next to {CONFIG_FILE}), or check the folder name."
-        )
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """A fingerprint of named tensors: SHA-256 of their names, dtypes, shapes and bytes (16 hex
+    digits). Equal tensors give equal digests on every machine."""
+    sha = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        sha.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        sha.update(t.reshape(-1).view(torch.uint8).numpy())  # the raw bytes, any dtype (bf16 too)
+    return sha.hexdigest()[:16]
+
+
+def write_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> str:
+    """Write ``tensors`` as one safetensors file, atomically, with their digest in its header.
+    Returns the digest, for the JSON file written next to it (see the module's docstring)."""
+    digest = tensors_digest(tensors)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={DIGEST_KEY: digest}))
+    return digest
+
+
+def read_tensors(path: str | Path, what: str, fix: str,
+                 expected_digest: str | None = None, json_file: str | Path = "") -> dict:
+    """Read a safetensors file written by ``write_tensors``. ``expected_digest`` is the digest
+    recorded in ``json_file`` by the same save (None for a folder saved without one): a file
+    from another save is refused, as is a missing or damaged one. ``what`` names the file's
+    content and ``fix`` says what to do, for the error messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No {what} file at {path}. {fix}")
     try:
         tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as header:
+            found = (header.metadata() or {}).get(DIGEST_KEY)
     except SafetensorError as err:  # truncated, or not a safetensors file at all
         raise ValueError(
             f"{path} is not a readable safetensors file ({err}): it is damaged (an interrupted "
-            f"copy?) or is some other format. Save the model again, or load an earlier "
-            f"checkpoint."
+            f"copy?) or is some other format. {fix}"
         ) from None
+    if expected_digest is not None and found != expected_digest:
+        raise ValueError(
+            f"{path} and {json_file} come from different saves ({what} digest {found}, the "
+            f"JSON expects {expected_digest}): a save was interrupted between the two files, or "
+            f"one was copied from elsewhere. {fix}"
+        )
+    return tensors
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, expected_digest: str | None = None) -> None:
+    """Load safetensors weights into ``model``; names and shapes must match exactly.
+    ``expected_digest``: the digest ``config.json`` records (``save_model``), checked first."""
+    path = Path(path)
+    tensors = read_tensors(
+        path, "weights",
+        f"Save the model again with sftlearn.checkpoint.save_model (it writes {MODEL_FILE} next "
+        f"to {CONFIG_FILE}), load an earlier checkpoint, or check the folder name.",
+        expected_digest, path.with_name(CONFIG_FILE))
     tied = _tied_names(model)
     expected = {n: t.shape for n, t in model.state_dict().items() if n not in tied}
     missing = sorted(set(expected) - set(tensors))
@@ -149,13 +199,13 @@ def save_model(model, path: str | Path, tokenizer=None) -> Path:
     check_tokenizer_fits(model.config, tokenizer)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    save_weights(model, path / MODEL_FILE)
-    config = {"format": FORMAT, "model": model.config.to_dict()}
+    digest = save_weights(model, path / MODEL_FILE)
+    store_tokenizer(path / TOKENIZER_FILE, tokenizer)
+    config = {"format": FORMAT, "model": model.config.to_dict(), "weights_digest": digest}
     head = head_spec(model)
     if head is not None:
         config["head"] = head
-    write_json(path / CONFIG_FILE, config)
-    store_tokenizer(path / TOKENIZER_FILE, tokenizer)
+    write_json(path / CONFIG_FILE, config)  # last: it vouches for the files written before it
     return path
 
 
@@ -214,7 +264,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     model = GPT(GPTConfig.from_dict(data["model"]))
     if "head" in data:
         model = build_head(model, data["head"])
-    load_weights(model, Path(path) / MODEL_FILE)
+    load_weights(model, Path(path) / MODEL_FILE, data.get("weights_digest"))
     return model.to(device)
 
 

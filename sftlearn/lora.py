@@ -44,8 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import read_format_json, write_json
-from .files import atomic_write
+from .checkpoint import read_format_json, read_tensors, write_json, write_tensors
 from .freeze import parameter_report
 from .validation import check_int
 
@@ -376,8 +375,6 @@ def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def save_adapter(model: nn.Module, path: str | Path) -> Path:
     """Save only the adapters into the folder ``path``: a safetensors file of A and B
     matrices and a small JSON with each layer's rank, alpha and shape."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     tensors = lora_state_dict(model)
     layers = lora_layers(model)
@@ -390,8 +387,8 @@ def save_adapter(model: nn.Module, path: str | Path) -> Path:
             for name, l in layers.items()
         },
     }
-    atomic_write(path / ADAPTER_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    write_json(path / ADAPTER_CONFIG_FILE, meta)
+    meta["weights_digest"] = write_tensors(tensors, path / ADAPTER_FILE)
+    write_json(path / ADAPTER_CONFIG_FILE, meta)  # last, vouching for the tensors (see checkpoint)
     return path
 
 
@@ -402,19 +399,14 @@ def load_adapter(model: nn.Module, path: str | Path) -> list[str]:
     saved rank and alpha). A model that already has LoRA layers must have exactly the saved
     ones, with the same ranks. Shapes must match. Returns the adapted module names.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     meta = _read_adapter_config(path)
     saved = meta["layers"]
     _check_adapter_fits(model, saved, path)
     # Read and check the tensors before touching the model: a refused load changes nothing.
-    if not (path / ADAPTER_FILE).is_file():
-        raise FileNotFoundError(
-            f"{path} has {ADAPTER_CONFIG_FILE} but no {ADAPTER_FILE}: the adapter is incomplete. "
-            f"Save it again with save_adapter."
-        )
-    tensors = load_file(str(path / ADAPTER_FILE))
+    tensors = read_tensors(path / ADAPTER_FILE, "adapter",
+                           "Save the adapter again with sftlearn.lora.save_adapter.",
+                           meta.get("weights_digest"), path / ADAPTER_CONFIG_FILE)
     expected = {f"{n}.lora_{ab}" for n in saved for ab in "AB"}
     if set(tensors) != expected:
         raise ValueError(

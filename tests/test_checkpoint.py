@@ -1,5 +1,6 @@
 """Checkpoints: round trips, atomic writes under failure, refusal of unsafe or mismatched files."""
 
+import copy
 import json
 import os
 import pickle
@@ -85,6 +86,54 @@ def test_weights_of_another_shape_are_refused(tmp_path, micro_model):
     other = GPT(GPTConfig.preset("micro", vocab_size=VOCAB + 1, block_size=64))
     with pytest.raises(ValueError, match="do not fit this model.*transformer.wte.weight"):
         ckpt.load_weights(other, tmp_path / "w.safetensors")
+
+
+def test_the_digest_depends_on_every_name_dtype_shape_and_value():
+    base = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(2, dtype=torch.bfloat16)}
+    digest = ckpt.tensors_digest(base)
+    assert digest == ckpt.tensors_digest({k: t.clone() for k, t in reversed(base.items())})
+    changed = [
+        {**base, "a": base["a"] + torch.tensor([[0, 0, 0], [0, 0, 1e-6]])},  # one value
+        {**base, "a": base["a"].reshape(3, 2)},                              # same bytes, other shape
+        {**base, "a": base["a"].double()},                                   # other dtype
+        {"A": base["a"], "b": base["b"]},                                    # other name
+        {"a": base["a"]},                                                    # a tensor fewer
+    ]
+    assert len({digest, *(ckpt.tensors_digest(t) for t in changed)}) == 1 + len(changed)
+
+
+def test_save_model_records_the_weights_digest_in_the_file_and_the_config(tmp_path, micro_model):
+    from safetensors import safe_open
+
+    ckpt.save_model(micro_model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / ckpt.CONFIG_FILE).read_text())
+    with safe_open(str(tmp_path / "m" / ckpt.MODEL_FILE), framework="pt") as f:
+        assert f.metadata()[ckpt.DIGEST_KEY] == config["weights_digest"]
+    stored = {n: t for n, t in micro_model.state_dict().items() if n != "lm_head.weight"}
+    assert config["weights_digest"] == ckpt.tensors_digest(stored)
+
+
+def test_a_model_folder_mixing_two_saves_is_refused(tmp_path, micro_model):
+    # A save interrupted after the weights and before config.json: the same architecture, so
+    # the shapes fit, but the config vouches for other weights.
+    ckpt.save_model(micro_model, tmp_path / "m")
+    trained = copy.deepcopy(micro_model)
+    with torch.no_grad():
+        trained.transformer.wte.weight.add_(0.01)
+    ckpt.save_weights(trained, tmp_path / "m" / ckpt.MODEL_FILE)
+    with pytest.raises(ValueError, match="come from different saves.*interrupted.*Save the model again"):
+        ckpt.load_model(tmp_path / "m")
+    ckpt.save_model(trained, tmp_path / "m")
+    assert torch.equal(ckpt.load_model(tmp_path / "m").transformer.wte.weight, trained.transformer.wte.weight)
+
+
+def test_a_model_saved_without_a_digest_still_loads(tmp_path, micro_model):
+    ckpt.save_model(micro_model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / ckpt.CONFIG_FILE).read_text())
+    del config["weights_digest"]
+    (tmp_path / "m" / ckpt.CONFIG_FILE).write_text(json.dumps(config))
+    loaded = ckpt.load_model(tmp_path / "m")
+    assert torch.equal(loaded.transformer.wte.weight, micro_model.transformer.wte.weight)
 
 
 def test_missing_or_foreign_model_folder(tmp_path):

@@ -447,10 +447,55 @@ def test_a_refused_adapter_load_leaves_the_model_as_it_was(tmp_path):
     save_adapter(model, tmp_path)
     (tmp_path / ADAPTER_FILE).unlink()  # an incomplete copy: the config without the tensors
     fresh = micro_gpt()
-    with pytest.raises(FileNotFoundError, match="no adapter.safetensors: the adapter is incomplete"):
+    with pytest.raises(FileNotFoundError, match="No adapter file at .*adapter.safetensors. Save the adapter again"):
         load_adapter(fresh, tmp_path)
     assert lora_layers(fresh) == {}
     assert all(p.requires_grad for p in fresh.parameters())
+
+
+def test_an_adapter_folder_mixing_two_saves_is_refused_and_the_model_left_alone(tmp_path):
+    # save_adapter writes the tensors, then the JSON that vouches for them. Interrupted between
+    # the two, the folder holds new tensors and the previous JSON: same layers and shapes, so
+    # only the digest can tell.
+    first, second = micro_gpt(), micro_gpt()
+    for seed, model in enumerate((first, second), start=1):
+        attach_lora(model, r=4, alpha=8)
+        randomise_b(model, seed=seed)
+    save_adapter(first, tmp_path / "a")
+    save_adapter(second, tmp_path / "b")
+    (tmp_path / "b" / ADAPTER_FILE).replace(tmp_path / "a" / ADAPTER_FILE)
+    fresh = micro_gpt()
+    with pytest.raises(ValueError, match="come from different saves.*interrupted.*Save the adapter again"):
+        load_adapter(fresh, tmp_path / "a")
+    assert lora_layers(fresh) == {}
+    save_adapter(second, tmp_path / "a")  # saved again, whole: it loads
+    assert load_adapter(fresh, tmp_path / "a")
+
+
+def test_a_damaged_adapter_file_is_named(tmp_path):
+    model = micro_gpt()
+    attach_lora(model, r=4, alpha=8)
+    save_adapter(model, tmp_path)
+    data = (tmp_path / ADAPTER_FILE).read_bytes()
+    (tmp_path / ADAPTER_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="adapter.safetensors is not a readable safetensors file.*Save the adapter again"):
+        load_adapter(micro_gpt(), tmp_path)
+
+
+def test_an_adapter_saved_without_a_digest_still_loads(tmp_path):
+    # Folders written before the digest existed have none in their JSON: nothing to compare.
+    model = micro_gpt()
+    attach_lora(model, r=4, alpha=8)
+    randomise_b(model)
+    save_adapter(model, tmp_path)
+    meta = json.loads((tmp_path / ADAPTER_CONFIG_FILE).read_text())
+    del meta["weights_digest"]
+    (tmp_path / ADAPTER_CONFIG_FILE).write_text(json.dumps(meta))
+    fresh = micro_gpt()
+    load_adapter(fresh, tmp_path)
+    x = torch.randint(0, VOCAB, (2, 7))
+    with torch.no_grad():
+        assert torch.equal(fresh(x)[0], model(x)[0])
 
 
 def test_a_merged_lora_model_is_not_saved_whole_and_loading_a_lora_model_says_why(tmp_path):

@@ -201,7 +201,7 @@ BAD_INPUTS = [
     BadInput("weights file cut short", _damaged_weights, ValueError,
              r"model\.safetensors is not a readable safetensors file", r"Save the model again"),
     BadInput("weights file missing", _missing_weights, FileNotFoundError,
-             r"No weights file at .*model\.safetensors", r"Save the model with sftlearn\.checkpoint\.save_model"),
+             r"No weights file at .*model\.safetensors", r"Save the model again with sftlearn\.checkpoint\.save_model"),
     BadInput("trainer state cut short", _damaged_state, ValueError,
              r"trainer_state\.pt cannot be read", r"Resume from an earlier checkpoint"),
     BadInput("latest.json cut short", _damaged_pointer, ValueError,
