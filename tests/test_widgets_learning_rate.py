@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -50,6 +51,18 @@ def test_diverging_loss_grows_and_converging_loss_falls():
     bad = lrw.assess(0.25)
     assert bad.loss_end > 1e6 * bad.loss_start
     assert "2/b = 0.2" in bad.explanation
+
+
+def test_a_long_diverging_run_ends_at_infinity_without_warnings():
+    # 2,000 steps at 0.3 leave the range of a float: the loss is +inf (not NaN), quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = lrw.gd_path(0.3, steps=2000)
+        outcome = lrw.assess(0.3, steps=2000)
+        explorer = lrw.LearningRateExplorer(lr=0.3, steps=2000)
+    assert not np.isnan(path).any() and np.isinf(path[-1, 1])
+    assert outcome.verdict == "diverges" and outcome.loss_end == math.inf
+    assert "∞" in explorer.status.value
 
 
 def test_bad_inputs_are_explained():

@@ -51,7 +51,8 @@ def _check_surface(a: float, b: float) -> None:
 def quadratic_loss(xy: np.ndarray, a: float = 1.0, b: float = 10.0) -> np.ndarray:
     """``L(x, y) = ½ (a·x² + b·y²)`` for points ``xy`` of shape ``(..., 2)``; returns shape ``(...)``."""
     xy = np.asarray(xy, dtype=float)
-    return 0.5 * (a * xy[..., 0] ** 2 + b * xy[..., 1] ** 2)
+    with np.errstate(over="ignore"):  # far along a diverging path the square passes 1e308: inf
+        return 0.5 * (a * xy[..., 0] ** 2 + b * xy[..., 1] ** 2)
 
 
 def gd_path(lr: float, a: float = 1.0, b: float = 10.0, start: tuple[float, float] = START,
@@ -68,9 +69,12 @@ def gd_path(lr: float, a: float = 1.0, b: float = 10.0, start: tuple[float, floa
     curvature = np.array([a, b])  # the gradient of L at θ is curvature * θ
     path = np.empty((int(steps) + 1, 2))
     path[0] = start
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverging path may reach inf
+    # A diverging path may pass 1e308 and become inf; after that, inf − inf would make it NaN
+    # (and its loss NaN, which a plot leaves out), so an infinite coordinate stays infinite,
+    # as far off as a float can say. np.where computes the NaN it then discards: no warning.
+    with np.errstate(over="ignore", invalid="ignore"):
         for k in range(int(steps)):
-            path[k + 1] = path[k] - lr * curvature * path[k]
+            path[k + 1] = np.where(np.isinf(path[k]), path[k], path[k] - lr * curvature * path[k])
     return path
 
 
@@ -165,7 +169,9 @@ def _draw_losses(ax: plt.Axes, outcomes: list[Outcome], colors: list[str], a: fl
                  start, steps: int) -> None:
     for outcome, color in zip(outcomes, colors):
         losses = quadratic_loss(gd_path(outcome.lr, a, b, start, steps), a, b)
-        ax.semilogy(losses, color=color, label=f"η = {outcome.lr:g}")
+        # A diverging loss leaves the picture at 1e12: a log axis reaching up to 1e308 (or inf)
+        # would squash every other curve flat, and matplotlib's ticks overflow there.
+        ax.semilogy(np.where(losses < 1e12, losses, np.nan), color=color, label=f"η = {outcome.lr:g}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (log scale)")
     ax.set_title("loss", fontsize=10)
