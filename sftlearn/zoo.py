@@ -2,7 +2,7 @@
 
 Later chapters start from a pretrained base model. Instead of shipping weights, the course
 ships the *recipe*: the tokenizer, the corpus, the model shape and the training settings. The
-first call to ``base_model("tiny-base")`` trains it (about a minute on a laptop CPU) and saves
+first call to ``base_model("tiny-base")`` trains it (one to two minutes on a 2-core CPU) and saves
 it under the cache folder; later calls load it in a moment. Chapter 08 runs the same recipe
 step by step, so the model you train there is the one the zoo gives you.
 
