@@ -205,7 +205,7 @@ def save_model(model, path: str | Path, tokenizer=None) -> Path:
     head = head_spec(model)
     if head is not None:
         config["head"] = head
-    write_json(path / CONFIG_FILE, config)  # last: it vouches for the files written before it
+    write_json(path / CONFIG_FILE, config)  # last: it vouches for the weights written before it
     return path
 
 
