@@ -262,10 +262,13 @@ def labelled_scatter(
     title: str | None = None,
     xlabel: str | None = None,
     ylabel: str | None = None,
+    legend: bool = True,
 ) -> plt.Axes:
     """Points in 2-D (e.g. embeddings projected with PCA), each with its text label.
 
-    ``groups`` (one entry per point) colours the points by group, with a legend.
+    ``groups`` (one entry per point) colours the points by group, with a legend unless
+    ``legend=False`` (when each point is its own group and its label already names it). A label
+    that would land on one already written goes below its point instead of above.
     """
     xy = _as_array("points", points, (2,))
     if xy.shape[1] != 2:
@@ -284,14 +287,25 @@ def labelled_scatter(
         for group in dict.fromkeys(groups):  # first-seen order: a stable legend
             chosen = np.array([g == group for g in groups])
             ax.scatter(xy[chosen, 0], xy[chosen, 1], s=18, label=str(group))
-        ax.legend(fontsize=8)
+        if legend:
+            ax.legend(fontsize=8)
     if labels is not None:
         font = _font_for(labels)
-        for (x, y), label in zip(xy, labels):
-            ax.annotate(label, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=8, **font)
+        for (x, y), label, below in zip(xy, labels, _crowded(xy)):
+            ax.annotate(label, (x, y), xytext=(3, -11) if below else (3, 3), textcoords="offset points",
+                        fontsize=8, **font)
     _titles(ax, title, xlabel, ylabel)
     ax.grid(alpha=0.3)
     return ax
+
+
+def _crowded(xy: np.ndarray) -> list[bool]:
+    """For each point, whether an earlier point lies within 15% of the width and 8% of the
+    height of the cloud: its label above the point would then sit on the earlier one's."""
+    span = np.ptp(xy, axis=0)
+    span[span == 0] = 1.0
+    near = np.abs(xy[:, None, :] - xy[None, :, :]) < np.array([0.15, 0.08]) * span  # (N, N, 2)
+    return [bool(near[i, :i].all(axis=-1).any()) for i in range(len(xy))]
 
 
 def plot_confusion_matrix(

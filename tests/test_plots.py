@@ -65,6 +65,16 @@ def test_labelled_scatter_with_groups():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["animal", "colour"]
 
 
+def test_labelled_scatter_puts_a_crowded_label_below_its_point():
+    # B sits next to A (same loss, a little slower): its label goes below; C is far from both.
+    ax = plots.labelled_scatter([[1.3, 1.55], [1.4, 1.57], [2.5, 2.2]], ["A", "B", "C"],
+                                groups=["A", "B", "C"], legend=False)
+    offsets = {t.get_text(): t.xyann for t in ax.texts}
+    assert offsets == {"A": (3, 3), "B": (3, -11), "C": (3, 3)}
+    assert ax.get_legend() is None
+    assert len({tuple(c.get_facecolor()[0]) for c in ax.collections}) == 3  # one colour per group
+
+
 def test_confusion_matrix_counts_and_normalised():
     ax = plots.plot_confusion_matrix([[3, 1], [0, 4]], ["neg", "pos"])
     assert [t.get_text() for t in ax.texts] == ["3", "1", "0", "4"]
