@@ -60,7 +60,8 @@ class Claims:
             print(ALL_HOLD)
             return
         listed = "\n".join(f"  - {claim}" for claim in self.failed)
-        summary = (f"{len(self.failed)} of the {self.checked} claims of the text do not hold "
+        verb = "does" if len(self.failed) == 1 else "do"
+        summary = (f"{len(self.failed)} of the {self.checked} claims of the text {verb} not hold "
                    f"in this run:\n{listed}")
         if strict():
             raise ClaimsNotMet(f"{summary}\nUpdate the text, or these checks, to what the "

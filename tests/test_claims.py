@@ -28,6 +28,13 @@ def test_a_student_sees_which_claims_fail_and_why_that_can_happen(monkeypatch, c
     assert "from one processor to another" in out and ALL_HOLD not in out
 
 
+def test_one_failing_claim_is_reported_in_the_singular(monkeypatch, capsys):
+    monkeypatch.delenv(ENV_STRICT, raising=False)
+    claims_with(True, 0, True).report()
+    assert capsys.readouterr().out.startswith("1 of the 3 claims of the text does not hold in this run:\n"
+                                              "  - claim 1\n")
+
+
 def test_under_the_tests_a_failing_claim_raises_with_every_failure(monkeypatch, capsys):
     monkeypatch.setenv(ENV_STRICT, "1")
     with pytest.raises(ClaimsNotMet) as info:
