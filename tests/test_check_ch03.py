@@ -91,7 +91,8 @@ def test_softmax_stub(capsys):
         (lambda s: s / s.sum(dim=-1, keepdim=True), "it divides the scores by their sum, without exp()"),
         (lambda s: torch.softmax(s, dim=0), "sums to 1 along dimension 0 instead of dimension 1"),
         (lambda s: torch.softmax(s, dim=-1).tolist() and None, "is None"),
-        (lambda s: (s - s.max()).exp() / (s - s.max()).exp().sum(dim=-1, keepdim=True), "exp(−1000) rounds to 0"),
+        (lambda s: (s - s.max()).exp() / (s - s.max()).exp().sum(dim=-1, keepdim=True),
+         "it subtracts one maximum, of the whole tensor, from every row"),
     ],
 )
 def test_softmax_wrong_answers(answer, words):
@@ -101,6 +102,8 @@ def test_softmax_wrong_answers(answer, words):
 def test_softmax_messages_have_hints():
     failure = failure_of(ch03.check_softmax, lambda s: s.exp() / s.exp().sum(dim=-1, keepdim=True))
     assert "Subtract each row's own maximum" in failure.hint
+    failure = failure_of(ch03.check_softmax, lambda s: (s - s.max()).exp() / (s - s.max()).exp().sum(-1, keepdim=True))
+    assert "`scores.max(dim=-1, keepdim=True).values`" in failure.hint
     failure = failure_of(ch03.check_softmax, lambda s: torch.softmax(s, dim=0))
     assert failure.message == ("softmax(a tensor of shape (3, 5)) sums to 1 along dimension 0 instead "
                                "of dimension 1.")
