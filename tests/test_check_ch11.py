@@ -340,11 +340,19 @@ def without_mask(model, tokenizer, pairs):
     return accuracy(batch["targets"], model.predict(batch["input_ids"]))
 
 
+def with_models_context(model, tokenizer, pairs):
+    # As the exercise's snippet does: the longest input the model takes, from its config.
+    max_len = model.config.block_size
+    batch = collate_classification(encode_classification(tokenizer, pairs, max_len), tokenizer.pad_id)
+    return accuracy(batch["targets"], model.predict(batch["input_ids"], batch["attention_mask"]))
+
+
 def test_heldout_accuracy_right(capsys):
     ch11.check_heldout_accuracy(right_heldout)
     ch11.check_heldout_accuracy(one_at_a_time)  # no padding at all is right too
+    ch11.check_heldout_accuracy(with_models_context)  # the stand-in has a config, as a real head does
     out = capsys.readouterr().out
-    assert out.count("✓ heldout_accuracy: correct") == 2
+    assert out.count("✓ heldout_accuracy: correct") == 3
 
 
 def test_heldout_accuracy_stub(capsys):

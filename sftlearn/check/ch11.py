@@ -39,6 +39,7 @@ from sftlearn.check._core import (
     compare_arrays,
     short_repr,
 )
+from sftlearn.config import GPTConfig
 from sftlearn.heads import last_token_index
 from sftlearn.metrics import accuracy, bio_entities, chrf, f1_score, precision_recall_f1
 
@@ -446,6 +447,9 @@ class PaddingSensitiveClassifier(nn.Module):
         super().__init__()
         self.tokenizer = tokenizer
         self.num_labels = num_labels
+        # A real head reports its body's config; code that reads model.config.block_size (as the
+        # exercise's snippet does) gets what a fine-tuned tiny-base would give it.
+        self.config = GPTConfig.preset("tiny", vocab_size=tokenizer.vocab_size, block_size=128)
         self.anchor = nn.Parameter(torch.zeros(1))  # so next(model.parameters()) finds a device
 
     def forward(self, input_ids, targets=None, attention_mask=None):
