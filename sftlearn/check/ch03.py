@@ -141,17 +141,16 @@ def check_softmax(softmax: Any) -> str:
                 hint="Subtract each row's maximum, which is finite whenever any position is "
                 "allowed: −inf − max = −inf, and exp(−inf) = 0, a weight of exactly zero.",
             )
-        global_shift = (scores - scores.max()).exp()
-        global_shift = global_shift / global_shift.sum(dim=-1, keepdim=True)  # one maximum for all rows
-        if huge and broken and torch.allclose(got, global_shift, atol=1e-6, equal_nan=True):
-            raise CheckFailure(
-                f"{name} contains NaN: it subtracts one maximum, of the whole tensor, from every "
-                "row. A row far below that maximum (here the −1000 row, 2002 below it) still "
-                "underflows: every exp() of it rounds to 0, and 0 / 0 is NaN.",
-                hint="Take the maximum along the last dimension, one per row, and keep that "
-                "dimension so that it broadcasts: `scores.max(dim=-1, keepdim=True).values`.",
-            )
         if huge and broken:
+            one_max = (scores - scores.max()).exp()  # the whole tensor's maximum, not each row's
+            if torch.allclose(got, one_max / one_max.sum(dim=-1, keepdim=True), atol=1e-6, equal_nan=True):
+                raise CheckFailure(
+                    f"{name} contains NaN: it subtracts one maximum, of the whole tensor, from "
+                    "every row. A row far below that maximum (here the −1000 row, 2002 below it) "
+                    "still underflows: every exp() of it rounds to 0, and 0 / 0 is NaN.",
+                    hint="Take the maximum along the last dimension, one per row, and keep that "
+                    "dimension so that it broadcasts: `scores.max(dim=-1, keepdim=True).values`.",
+                )
             raise CheckFailure(
                 f"{name} contains NaN or inf: exp(1000) is too large for a float (it becomes inf) "
                 "and exp(−1000) rounds to 0, so the division gives inf / inf or 0 / 0, which is NaN.",
