@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .config import GPTConfig
 from .files import atomic_write, atomic_write_dir
@@ -133,9 +133,9 @@ def read_tensors(path: str | Path, what: str, fix: str,
     if not path.is_file():
         raise FileNotFoundError(f"No {what} file at {path}. {fix}")
     try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as header:
-            found = (header.metadata() or {}).get(DIGEST_KEY)
+        with safe_open(str(path), framework="pt") as file:  # one read: the header and the tensors
+            found = (file.metadata() or {}).get(DIGEST_KEY)
+            tensors = {name: file.get_tensor(name) for name in file.keys()}
     except SafetensorError as err:  # truncated, or not a safetensors file at all
         raise ValueError(
             f"{path} is not a readable safetensors file ({err}): it is damaged (an interrupted "
