@@ -9,6 +9,7 @@ import pytest
 from sftlearn import data
 from sftlearn.data.reviews import review_label
 from sftlearn.data.sft import family_examples
+from sftlearn.data.stories import COUNTABLES
 from sftlearn.data.tasks import FAMILIES
 
 CONTENT_KEYED = ("qa", "sentiment", "entities", "translate")  # split by content, not wording
@@ -141,6 +142,31 @@ def test_content_families_keep_contents_apart(splits):
         train, val = contents("train", family), contents("val", family)
         test = contents("test", family) | contents("test_heldout", family)
         assert not train & val and not train & test and not val & test, family
+
+
+def test_evaluation_splits_never_repeat_a_content(splits):
+    """Within val, test and test_heldout each passage, review or sentence is asked about once:
+    two wordings of one sentence would count one item twice. (Train may repeat a content.)"""
+    for split in ("val", "test", "test_heldout"):
+        for family in CONTENT_KEYED:
+            contents = [tuple(sorted(fields(ex).items())) for ex in splits[split] if ex.family == family]
+            assert len(contents) == len(set(contents)), (split, family)
+    train = [fields(ex)["sentence"] for ex in splits["train"] if ex.family == "entities"]
+    assert len(set(train)) < len(train)  # the rule is for evaluation only
+
+
+def test_numbers_agree_with_their_words(splits):
+    """ "There is 1 bag", "There are 3 bags", "1 apple", never "There are 1 bag"."""
+    singulars = "|".join(single for single, _ in COUNTABLES)
+    plurals = "|".join(plural for _, plural in COUNTABLES)
+    many = r"(?:0|[2-9]|\d\d)"
+    wrong = re.compile(rf"\bare 1 |\bis {many} [a-z]|\b1 (?:{plurals})\b|\b{many} (?:{singulars})\b")
+    checked = 0
+    for examples in splits.values():
+        for ex in examples:
+            assert not wrong.search(ex.prompt), ex.prompt
+            checked += ex.prompt.startswith("There is 1 ")
+    assert checked >= 1  # the singular case is drawn, and right
 
 
 def test_heldout_templates_appear_only_in_test_heldout(splits):

@@ -12,7 +12,10 @@ How the splits are kept apart (see ``splits.py``):
 * "test_heldout" draws test-bucket contents rendered only with held-out
   templates, which no other split uses (for arithmetic and strings, whose key
   is the whole prompt, any held-out prompt is new, so no bucket is needed);
-* a prompt is never repeated within a split;
+* a prompt is never repeated within a split, and in the evaluation splits
+  ("val", "test", "test_heldout") neither is a key: each evaluation item asks
+  about new content, not the same sentence in other words (the training split
+  may hold one sentence under two instructions, which is harmless there);
 * a validation or test item whose key is one of the pretraining text's bilingual
   lines (``splits.in_pretraining_text``: the translation training sentences) is
   thrown away too (entity lists). A short generic sentence can still occur,
@@ -60,13 +63,14 @@ def family_examples(family: str, split: str, n: int, seed: int = 0) -> list[SFTE
     rng = random.Random(f"sftlearn/sft/{family}/{split}/{seed}")
     templates = fam.templates_for(heldout=split == "test_heldout")
     wanted = content_bucket(split)
-    seen: set[str] = set()
+    seen: set[str] = set()  # prompts taken
+    seen_keys: set[str] = set()  # their keys; an evaluation split takes each key once
     out: list[SFTExample] = []
     fruitless = 0
     while len(out) < n and fruitless < _MAX_FRUITLESS_DRAWS:
         item = fam.draw(rng, templates)
         fruitless += 1
-        if item.prompt in seen:
+        if item.prompt in seen or (split != "train" and item.key in seen_keys):
             continue
         if not (split == "test_heldout" and fam.key_is_prompt) and bucket(family, item.key) != wanted:
             continue
@@ -74,6 +78,7 @@ def family_examples(family: str, split: str, n: int, seed: int = 0) -> list[SFTE
             continue
         fruitless = 0
         seen.add(item.prompt)
+        seen_keys.add(item.key)
         messages = [{"role": "user", "content": item.prompt}, {"role": "assistant", "content": item.answer}]
         out.append(SFTExample(family, messages, item.answer, item.template))
     if len(out) < n:

@@ -30,7 +30,7 @@ TEMPLATES: tuple[Template, ...] = (
     Template("arithmetic.add.0", "{P} has {A}. {S} gets {b} more. How many {items} does {s} have now?"),
     Template("arithmetic.add.1", "{P} has {A} and {Q} has {B}. How many {items} do they have together?"),
     Template("arithmetic.sub.0", "{P} has {A} and gives {b} to {Q}. How many {items} does {s} have left?"),
-    Template("arithmetic.sub.1", "There are {A}. {P} takes {b}. How many {items} are left?"),
+    Template("arithmetic.sub.1", "There {be} {A}. {P} takes {b}. How many {items} are left?"),
     Template("arithmetic.expr.h0", "Work out {a} {op} {b}.", heldout=True),
     Template("arithmetic.add.h0", "{P} buys {A}, then {b} more. How many {items} in all?", heldout=True),
     Template("arithmetic.sub.h0", "{P} had {A} and lost {b}. How many {items} are left?", heldout=True),
@@ -53,6 +53,7 @@ def draw(rng: random.Random, templates: tuple[Template, ...]) -> Item:
         b=b,
         op=op,
         A=count_phrase(a, item),
+        be="is" if a == 1 else "are",  # "There is 1 bag.", "There are 3 bags."
         B=count_phrase(b, item),
         items=item[1],
         P=p.name,
