@@ -137,6 +137,13 @@ def _message_list(messages: Any) -> list[Mapping[str, str]]:
         messages = messages.messages
     elif isinstance(messages, Mapping) and "messages" in messages:
         messages = messages["messages"]
+    if isinstance(messages, Mapping) and "role" in messages:
+        raise TypeError(
+            "got one message ({'role': ..., 'content': ...}) where a whole conversation (a list "
+            "of messages) belongs: functions that take several conversations (SFTDataset, "
+            "finetune, generate_answers) need a list of them; wrap a single conversation in a "
+            "list: [conversation]"
+        )
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise TypeError(
             "messages must be a list of {'role': ..., 'content': ...} dicts, "

@@ -43,7 +43,9 @@ def filter_logits(
         k = min(top_k, logits.size(-1))
         kth_best = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth_best, float("-inf"))
-    if top_p is not None:
+    # top_p = 1 keeps every token; skipped, because float32 sums of the sorted probabilities
+    # can reach 1.0 before the tail and would drop its tokens for good.
+    if top_p is not None and top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         probs = torch.softmax(sorted_logits, dim=-1)
         # mass of the tokens strictly before each one; a token is kept while that mass < p,

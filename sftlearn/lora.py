@@ -278,7 +278,10 @@ def _wrap(model: nn.Module, settings: dict[str, tuple[int, float, float]]) -> No
     for name, (r, alpha, dropout) in settings.items():
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout))
+        old = getattr(parent, child)
+        # the new layer takes the mode of the one it replaces: a model in eval mode keeps its
+        # dropout off (a fresh nn.Module would start in training mode)
+        setattr(parent, child, LoRALinear(old, r, alpha, dropout).train(old.training))
 
 
 def _linear_suffixes(model: nn.Module) -> list[str]:

@@ -50,10 +50,18 @@ def _check_chat_vocabulary(model, tokenizer) -> None:
 
 
 def sft_datasets(train_examples, val_examples, tokenizer, max_len: int):
-    """Render train (and optional validation) conversations into ``SFTDataset``s."""
-    train = SFTDataset(train_examples, tokenizer, max_len)
-    val = SFTDataset(val_examples, tokenizer, max_len) if val_examples else None
-    return train, val
+    """Render train (and optional validation) conversations into ``SFTDataset``s. An error
+    names the set as well as the example ("validation set, example 3: ...")."""
+    sets = []
+    for name, examples in (("training", train_examples), ("validation", val_examples)):
+        if name == "validation" and not examples:
+            sets.append(None)
+            continue
+        try:
+            sets.append(SFTDataset(examples, tokenizer, max_len))
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"{name} set, {e}") from None
+    return sets[0], sets[1]
 
 
 def finetune(
@@ -85,12 +93,18 @@ def generate_answers(
     conversations: Sequence,
     max_new_tokens: int = 64,
     batch_size: int = 64,
+    return_finished: bool = False,
     **sampling,
-) -> list[str]:
+) -> list[str] | list[tuple[str, bool]]:
     """The model's reply to each conversation (greedy unless sampling options are given).
 
     Each conversation is a message list (or an object or dict with ``messages``); a trailing
     assistant message, if present, is dropped: it is the reference answer, not the prompt.
+    A reply is cut at the model's first ``<|end|>``; any other special token it writes stays
+    in the text (as ``<|eos|>`` etc.), so such a reply never passes for a clean answer. With
+    ``return_finished=True`` each reply comes as ``(text, finished)``: ``finished`` is False
+    when the model had not written ``<|end|>`` when the token budget (``max_new_tokens``, or
+    the room left in the context) ran out, so the text may be a cut-off piece of a longer reply.
     """
     _check_chat_vocabulary(model, tokenizer)
     check_int("max_new_tokens", max_new_tokens, minimum=0)
@@ -111,14 +125,14 @@ def generate_answers(
             raise ValueError(
                 f"A prompt is {len(p)} tokens long; the model's context is {block}. Shorten it."
             )
-    answers: list[str] = []
+    answers: list[tuple[str, bool]] = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
         # Every row gets the budget it would get alone: min(max_new_tokens, room left in its
         # own context). Left padding makes a batch as long as its longest prompt, so rows whose
         # budget the context cuts are generated one by one, the rest together.
         fits = [len(p) + max_new_tokens <= block for p in chunk]
-        replies: dict[int, str] = {}
+        replies: dict[int, tuple[str, bool]] = {}
         together = [i for i, ok in enumerate(fits) if ok]
         for i, reply in zip(together, _replies(model, tokenizer, [chunk[i] for i in together],
                                                 max_new_tokens, sampling, device)):
@@ -127,13 +141,14 @@ def generate_answers(
             replies[i] = _replies(model, tokenizer, [chunk[i]], block - len(chunk[i]), sampling,
                                   device)[0]
         answers += [replies[i] for i in range(len(chunk))]
-    return answers
+    return answers if return_finished else [text for text, _ in answers]
 
 
 def _replies(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, sampling: dict,
-             device) -> list[str]:
-    """Generate for a batch of prompts that all fit ``max_new_tokens`` more tokens; the decoded
-    replies, each cut at its end token."""
+             device) -> list[tuple[str, bool]]:
+    """Generate for a batch of prompts that all fit ``max_new_tokens`` more tokens. For each,
+    the decoded reply cut at its first end token, and whether it reached one. Other special
+    tokens are decoded as their names: skipping them would turn "L<|unk|>ucy" into "Lucy"."""
     if not prompts:
         return []
     T = max(len(p) for p in prompts)
@@ -149,9 +164,10 @@ def _replies(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, sa
     )
     replies = []
     for row in out[:, T:].tolist():
-        if tokenizer.end_id in row:
+        finished = tokenizer.end_id in row
+        if finished:
             row = row[: row.index(tokenizer.end_id)]
-        replies.append(tokenizer.decode(row, skip_special=True))
+        replies.append((tokenizer.decode(row), finished))
     return replies
 
 
@@ -163,16 +179,16 @@ class TaskReport:
     counts: dict[str, int]  # examples per family
     overall: float  # fraction correct over all examples
     response_loss: float | None  # mean loss on the reference answers' tokens
-    rows: list[dict] = field(default_factory=list)  # family, prompt, answer, prediction, correct, well_formed
+    rows: list[dict] = field(default_factory=list)  # family, prompt, answer, prediction, finished, correct, well_formed
     form: dict[str, float] = field(default_factory=dict)  # fraction of well-formed replies per family
     form_overall: float = 0.0  # fraction of well-formed replies over all examples
 
     def table(self) -> str:
         lines = [f"{'family':<12}{'n':>6}{'exact match':>14}{'right form':>13}"]
         for family, score in self.per_family.items():
-            lines.append(f"{family:<12}{self.counts[family]:>6}{score:>13.1%}{self.form.get(family, 0.0):>12.1%}")
+            lines.append(f"{family:<12}{self.counts[family]:>6}{score:>14.1%}{self.form.get(family, 0.0):>13.1%}")
         total = sum(self.counts.values())
-        lines.append(f"{'overall':<12}{total:>6}{self.overall:>13.1%}{self.form_overall:>12.1%}")
+        lines.append(f"{'overall':<12}{total:>6}{self.overall:>14.1%}{self.form_overall:>13.1%}")
         if self.response_loss is not None:
             lines.append(f"response loss: {self.response_loss:.3f}")
         return "\n".join(lines)
@@ -197,6 +213,8 @@ def evaluate_tasks(
     ("train", "val", "test", "test_heldout"), of which ``n_per_family`` per family are used.
     ``max_new_tokens`` must leave room for the longest answer (entity lists run to ~65
     characters); generation stops as soon as every answer has ended, so a high cap is cheap.
+    A reply counts as correct only if the model also ended it (wrote ``<|end|>``) within the
+    budget: text cut off by the cap is not an answer, even where it reads like one.
     """
     from . import data
 
@@ -205,13 +223,14 @@ def evaluate_tasks(
     examples = list(examples)
     if not examples:
         raise ValueError("evaluate_tasks got no examples to score.")
-    predictions = generate_answers(model, tokenizer, examples, max_new_tokens)
+    predictions = generate_answers(model, tokenizer, examples, max_new_tokens, return_finished=True)
     rows, per_family, formed, counts = [], {}, {}, {}
-    for ex, pred in zip(examples, predictions):
-        correct = data.score(ex.family, pred, ex.answer)
+    for ex, (pred, finished) in zip(examples, predictions):
+        correct = finished and data.score(ex.family, pred, ex.answer)
         well_formed = data.well_formed(ex.family, pred, ex.answer)
         rows.append({"family": ex.family, "prompt": ex.messages[0]["content"], "answer": ex.answer,
-                     "prediction": pred, "correct": correct, "well_formed": well_formed})
+                     "prediction": pred, "finished": finished, "correct": correct,
+                     "well_formed": well_formed})
         per_family[ex.family] = per_family.get(ex.family, 0) + int(correct)
         formed[ex.family] = formed.get(ex.family, 0) + int(well_formed)
         counts[ex.family] = counts.get(ex.family, 0) + 1

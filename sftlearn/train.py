@@ -66,6 +66,12 @@ def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _seed64(value: int) -> int:
+    """``value`` as a seed torch accepts (a signed 64-bit int): unchanged when it is one, else
+    folded into range, so that a large seed (``time.time_ns() * 100_003``) still works."""
+    return value if -2**63 <= value < 2**63 else value % 2**63
+
+
 def _warn_if_used(checkpoint_dir) -> None:
     """Warn when a fresh run is about to write into a folder holding another run's checkpoints."""
     pointer = Path(checkpoint_dir) / ckpt.LATEST_FILE
@@ -112,15 +118,16 @@ class TrainConfig:
         positive = ("max_steps", "batch_size", "grad_accum_steps", "log_interval")
         for name in positive:
             check_int(f"TrainConfig.{name}", getattr(self, name))
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}.")
+        if not _is_real(self.lr) or not 0 < self.lr < math.inf:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}; pass a number "
+                             f"such as 3e-4.")
         if self.eval_batches is not None:
             check_int("TrainConfig.eval_batches", self.eval_batches,
                       fix="Or None for every validation batch.")
-        if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
+        if self.min_lr is not None and (not _is_real(self.min_lr) or not 0 <= self.min_lr <= self.lr):
             # a min_lr above lr would turn the cosine "decay" into a climb
             raise ValueError(f"TrainConfig.min_lr must lie between 0 and lr ({self.lr}), got "
-                             f"{self.min_lr}; None means lr / 10.")
+                             f"{self.min_lr!r}; None means lr / 10.")
         if self.warmup_steps is not None:
             check_int("TrainConfig.warmup_steps", self.warmup_steps, minimum=0,
                       fix="Or None for 5% of max_steps.")
@@ -132,11 +139,11 @@ class TrainConfig:
         if self.early_stopping_patience is not None:
             check_int("TrainConfig.early_stopping_patience", self.early_stopping_patience,
                       fix="Or None for no early stopping.")
-        if self.grad_clip is not None and not self.grad_clip > 0:
+        if self.grad_clip is not None and (not _is_real(self.grad_clip) or not self.grad_clip > 0):
             # A negative max norm would flip the gradient's sign: training would climb the loss.
             raise ValueError(
                 f"TrainConfig.grad_clip must be a positive max gradient norm (e.g. 1.0) or None "
-                f"for no clipping, got {self.grad_clip}."
+                f"for no clipping, got {self.grad_clip!r}."
             )
         # Each check below stops a value that used to pass here and then fail inside fit with
         # a torch error that does not name the setting, or train in some unintended way.
@@ -348,7 +355,7 @@ class Trainer:
         n = len(self.train_data)
         if not self.config.shuffle:
             return torch.arange(n)
-        g = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
+        g = torch.Generator().manual_seed(_seed64(self.config.seed * 100_003 + self.epoch))
         order = torch.randperm(n, generator=g)  # (n,)
         if not self.config.length_groups:
             return order
@@ -396,6 +403,7 @@ class Trainer:
         # Where this step started, so an interruption inside it (Ctrl-C, a notebook's stop
         # button) can be undone and the checkpoint written on the way out resumes exactly.
         self._step_start = (*position, torch.get_rng_state())
+        self.optimizer.zero_grad(set_to_none=True)  # the last step's gradients
         micro = [self._next_batch() for _ in range(cfg.grad_accum_steps)]
         counts = [count_targets(b) for b in micro]
         # The step's targets and tokens over all processes (a small host-side sum under torchrun).
@@ -440,7 +448,7 @@ class Trainer:
             # On the CPU checking costs nothing, so we catch the first bad step before the
             # optimizer spreads NaN into the weights. On GPUs the check happens at each log.
             self.optimizer.zero_grad(set_to_none=True)
-            self._diverged(loss_sum / total)
+            self._diverged(loss_sum / total, f"at step {self.step + 1}")
         if cfg.grad_clip:
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
@@ -450,17 +458,22 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        # The weights have changed, so the step is taken: count it (and its loss, for the next
+        # log) at once. A Ctrl-C from here on must not rewind the data position; that is why
+        # the gradients are cleared at the start of the next step, not in a loop here.
         self.step += 1
         self._step_start = None
-        return loss_sum, total, tokens, token_lengths
+        result = (loss_sum, total, tokens, token_lengths)
+        self._window = tuple(so_far + new for so_far, new in zip(self._window, result))
+        return result
 
-    def _diverged(self, loss: torch.Tensor) -> None:
+    def _diverged(self, loss: torch.Tensor, where: str) -> None:
+        # where: "at step 7", or "in steps 5 to 8" when found in a logged mean (GPU runs)
         last = self.history.train_loss[-1] if self.history.train_loss else None
         last_text = f"{last:.4f}" if last is not None else "none logged yet"
-        self.history.stop_reason = f"stopped: non-finite loss at step {self.step + 1}"
+        self.history.stop_reason = f"stopped: non-finite loss {where}"
         raise NonFiniteLossError(
-            f"The loss became {float(loss)} at step {self.step + 1} (last good logged loss: "
+            f"The loss became {float(loss)} {where} (last good logged loss: "
             f"{last_text}). Training stopped; the last checkpoint on disk was not touched. "
             f"Likely causes: a learning rate that is too high (try 3-10x lower), fp16 overflow "
             f"(use bf16 or fp32), or bad data (a batch whose every target is masked)."
@@ -499,7 +512,7 @@ class Trainer:
         if self.history.stop_reason.startswith("interrupted"):
             self.history.stop_reason = ""  # the run goes on; another Ctrl-C will say so again
         if self.step == 0:
-            torch.manual_seed(cfg.seed)  # dropout masks start from a known state
+            torch.manual_seed(_seed64(cfg.seed))  # dropout masks start from a known state
         self.optimizer.zero_grad(set_to_none=True)
         from tqdm.auto import tqdm
 
@@ -516,8 +529,7 @@ class Trainer:
                 self._evaluate_and_maybe_stop(bar)
                 self._saved_step = None  # the checkpoint of this step lacks that evaluation
             while self.step < cfg.max_steps and not self.should_stop:
-                step = self.train_step()
-                self._window = tuple(so_far + new for so_far, new in zip(self._window, step))
+                self.train_step()  # also adds the step's loss and counts to self._window
                 bar.update(1)
                 last_step = self.step == cfg.max_steps
                 if self.step % cfg.log_interval == 0 or last_step:
@@ -540,7 +552,10 @@ class Trainer:
             bar.close()
         if cfg.checkpoint_dir and self.step > 0 and self._saved_step != self.step:
             self.save_checkpoint()  # unless the interval just saved this very step
-        if cfg.restore_best and self._best_state is not None:
+        # An interrupted run keeps its latest weights: calling fit again continues it, and the
+        # optimizer state, step and data position all belong to those weights, not the best.
+        interrupted = self.history.stop_reason.startswith("interrupted")
+        if cfg.restore_best and self._best_state is not None and not interrupted:
             self.model.load_state_dict(self._best_state)
         for cb in self.callbacks:
             cb.on_train_end(self)
@@ -550,7 +565,10 @@ class Trainer:
              window_start) -> None:
         mean_loss = float(window_loss) / max(window_count, 1)  # the one host sync per log
         if not math.isfinite(mean_loss):
-            self._diverged(torch.tensor(mean_loss))
+            # the mean of the steps since the last log: one of them went wrong
+            first = self.history.steps[-1] + 1 if self.history.steps else 1
+            where = f"at step {self.step}" if first == self.step else f"in steps {first} to {self.step}"
+            self._diverged(torch.tensor(mean_loss), where)
         elapsed = max(time.perf_counter() - window_start, 1e-9)
         tok_s = window_tokens / elapsed
         lr = self.optimizer.param_groups[0]["lr"]

@@ -65,7 +65,8 @@ def test_chat_answers_one_prompt(saved_model, capsys):
     assert cli.main(["chat", str(saved_model), "--prompt", "Where is Mia?",
                      "--max-new-tokens", "5"]) == 0
     answer = capsys.readouterr().out
-    assert answer.endswith("\n") and len(answer) <= 5 * 4 + 1  # at most 5 characters' tokens
+    # at most 5 tokens; a special token the untrained model writes is shown by its name
+    assert answer.endswith("\n") and len(answer) <= 5 * len("<|assistant|>") + 1
 
 
 def test_chat_interactive_session_ends_on_empty_line(saved_model, monkeypatch, capsys):

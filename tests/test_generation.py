@@ -128,6 +128,14 @@ def test_top_k_keeps_exactly_k_tokens():
     assert kept.tolist() == [[False, True, False, False, True]]
 
 
+def test_top_p_of_one_keeps_every_token():
+    # In float32 the running sum of sorted probabilities can reach 1.0 before the tail; top_p=1
+    # must still keep the tail (it is "no top-p"), or its tokens could never be sampled.
+    assert torch.isfinite(filter_logits(torch.tensor([[0.0, -30.0, -30.0]]), top_p=1.0)).all()
+    logits = torch.randn(8, 2048, generator=torch.Generator().manual_seed(0)) * 3  # (8, V)
+    assert torch.equal(filter_logits(logits, top_p=1.0), logits)
+
+
 def test_top_p_keeps_the_smallest_nucleus():
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
     logits = probs.log()

@@ -343,6 +343,27 @@ def test_adapter_round_trip_into_a_fresh_base_model(tmp_path):
     assert parameter_report(fresh).trainable == parameter_report(model).trainable
 
 
+def test_adapters_take_the_mode_of_the_model_they_join(tmp_path):
+    # With dropout in the adapters, a model in eval mode must stay deterministic after
+    # attach_lora or load_adapter: the new layers take the mode of the layers they replace.
+    model = micro_gpt().eval()
+    attach_lora(model, r=4, alpha=8, dropout=0.5, target_modules=["c_attn"])
+    assert not any(layer.training for layer in lora_layers(model).values())
+    randomise_b(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids())[0], model(ids())[0], rtol=0, atol=0)
+    save_adapter(model, tmp_path)
+    fresh = micro_gpt().eval()
+    load_adapter(fresh, tmp_path)
+    assert not any(layer.training for layer in lora_layers(fresh).values())
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(ids())[0], model(ids())[0], rtol=0, atol=0)
+    # and a model in training mode gets adapters in training mode, dropout on
+    training = micro_gpt().train()
+    attach_lora(training, r=4, alpha=8, dropout=0.5, target_modules=["c_attn"])
+    assert all(layer.training for layer in lora_layers(training).values())
+
+
 def test_adapter_loads_into_a_model_with_the_same_adapters_attached(tmp_path):
     model = micro_gpt()
     attach_lora(model, r=4, alpha=8)

@@ -75,6 +75,10 @@ def test_perplexity_from_logits_matches_torch_and_ignores_minus_100():
     kept = targets != -100
     expected = math.exp(F.cross_entropy(logits[kept], targets[kept]).item())
     assert perplexity_from_logits(logits, targets) == pytest.approx(expected, rel=1e-6)
+    for dtype in (torch.int32, torch.int16, torch.uint8):  # the same ids in narrower integers
+        narrow = targets.clamp(min=0).to(dtype)
+        assert perplexity_from_logits(logits, narrow) == pytest.approx(
+            perplexity_from_logits(logits, targets.clamp(min=0)), rel=1e-6)
 
 
 def test_perplexity_from_logits_keeps_float64_and_scores_bf16_in_float32():

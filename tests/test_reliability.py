@@ -8,6 +8,7 @@ nothing loaded from disk can run code. Each section below injects one kind of fa
 
 import hashlib
 import json
+import math
 import os
 import pickle
 import re
@@ -36,10 +37,10 @@ def micro(seed=0, **changes):
     return GPT(GPTConfig.preset("micro", **{"vocab_size": VOCAB, "block_size": 64, **changes}))
 
 
-def trainer(model, data=None, callbacks=(), **config):
+def trainer(model, data=None, callbacks=(), val=None, **config):
     config.setdefault("progress", False)
     data = cyclic_blocks(24) if data is None else data
-    return Trainer(model, data, None, TrainConfig(**config), collate_fn=stack_collate,
+    return Trainer(model, data, val, TrainConfig(**config), collate_fn=stack_collate,
                    callbacks=list(callbacks))
 
 
@@ -274,6 +275,16 @@ BAD_INPUTS = [
              r"eval_batches must be a positive int", r"Or None for every validation batch"),
     BadInput("min_lr above lr", lambda p: TrainConfig(lr=1e-3, min_lr=1.0), ValueError,
              r"min_lr must lie between 0 and lr", r"None means lr / 10"),
+    BadInput("a string for min_lr", lambda p: TrainConfig(min_lr="0"), ValueError,
+             r"min_lr must lie between 0 and lr \(0\.003\), got '0'", r"None means lr / 10"),
+    BadInput("a string for lr", lambda p: TrainConfig(lr="3e-3"), ValueError,
+             r"TrainConfig\.lr must be positive, got '3e-3'", r"pass a number such as 3e-4"),
+    BadInput("True for lr", lambda p: TrainConfig(lr=True), ValueError,
+             r"TrainConfig\.lr must be positive, got True", r"pass a number"),
+    BadInput("an infinite lr", lambda p: TrainConfig(lr=math.inf), ValueError,
+             r"TrainConfig\.lr must be positive, got inf", r"pass a number"),
+    BadInput("a string for grad_clip", lambda p: TrainConfig(grad_clip="1.0"), ValueError,
+             r"grad_clip must be a positive max gradient norm", r"got '1\.0'"),
     BadInput("negative warm-up", lambda p: TrainConfig(warmup_steps=-1), ValueError,
              r"warmup_steps must be an int >= 0", r"Or None for 5% of max_steps"),
     BadInput("evaluating zero batches", lambda p: __import__("sftlearn.train").train.evaluate_loss(
@@ -529,6 +540,70 @@ def test_ctrl_c_in_the_middle_of_a_step_resumes_bit_identically(tmp_path):
     assert resumed.train_loss == full.train_loss  # exact, step for step
     for name, value in weights_of(full_model).items():
         assert torch.equal(resumed_model.state_dict()[name], value), name
+
+
+def test_ctrl_c_just_after_the_update_resumes_bit_identically(tmp_path):
+    """The weights of a step change in optimizer.step(); nothing slow may follow it before the
+    step is counted. Clearing the gradients (a loop over the parameters in Python) used to, and
+    a stop pressed there rewound the data position of a step whose update had happened. Now it
+    opens the next step, where an interruption simply undoes that step."""
+    data = cyclic_blocks(40)
+    common = dict(max_steps=10, batch_size=6, lr=3e-3, log_interval=1, seed=3)
+    full_model = micro(dropout=0.1)
+    full = trainer(full_model, data, **common).fit()
+
+    first = trainer(micro(dropout=0.1), data, checkpoint_dir=str(tmp_path), **common)
+    zero_grad, calls = first.optimizer.zero_grad, {"n": 0}
+
+    def stopped_in_zero_grad(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # call 1 is fit's own; call 7 comes right after step 5's update
+            raise KeyboardInterrupt
+        return zero_grad(*args, **kwargs)
+
+    first.optimizer.zero_grad = stopped_in_zero_grad
+    first.fit()
+    assert first.history.stop_reason == "interrupted at step 5"
+    assert ckpt.latest_checkpoint(tmp_path).name == "step-0000005"
+    assert first.history.train_loss == full.train_loss[:5]  # step 5 counted, and logged
+    resumed_model = micro(dropout=0.1, seed=99)
+    resumed = trainer(resumed_model, data, checkpoint_dir=str(tmp_path), **common).fit(resume=True)
+    assert resumed.train_loss == full.train_loss
+    for name, value in weights_of(full_model).items():
+        assert torch.equal(resumed_model.state_dict()[name], value), name
+
+
+def test_fit_again_after_ctrl_c_continues_from_the_latest_weights():
+    """restore_best reloads the best weights at the end of a run, but an interrupted run is
+    not over: its latest weights stay, so running the cell again continues the same run."""
+    train, val = cyclic_blocks(8, seed=0), cyclic_blocks(8, seed=1)
+    common = dict(max_steps=20, batch_size=4, lr=3e-3, log_interval=1, eval_interval=5, seed=3)
+    full = trainer(micro(), train, val=val, **common).fit()
+    assert full.best_step < 15  # so the best weights are older than the interruption below
+
+    calls = {"n": 0}
+
+    def interrupted_in_step_16(m, batch):
+        if m.training:
+            calls["n"] += 1
+            if calls["n"] == 16:
+                raise KeyboardInterrupt
+        return m(batch["input_ids"], targets=batch["targets"])[1]
+
+    run = trainer(micro(), train, val=val, **common)
+    run.loss_fn = interrupted_in_step_16
+    run.fit()
+    assert run.history.stop_reason == "interrupted at step 15"
+    history = run.fit()  # the cell is run again
+    assert history.steps == full.steps and history.train_loss == full.train_loss
+
+
+def test_a_large_seed_trains():
+    # time.time_ns() as a seed: the per-epoch seed seed * 100_003 + epoch exceeds 64 bits
+    seed = 1_790_000_000_000_000_000
+    history = trainer(micro(), cyclic_blocks(12), max_steps=4, batch_size=4, log_interval=1,
+                      seed=seed).fit()
+    assert len(history.train_loss) == 4 and all(math.isfinite(v) for v in history.train_loss)
 
 
 def test_a_save_that_fails_during_training_resumes_from_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -5,13 +5,16 @@ What is proved here:
   (exact match on its training prompts goes from 0 to >= 90%);
 - ``generate_answers`` gives the same greedy replies in a left-padded batch as one prompt at a
   time (the same length budget too, when a long batch-mate fills the context), and drops a trailing reference answer instead of conditioning on it;
+- a reply keeps any special token the model writes before ``<|end|>`` (so "L<|unk|>ucy" is not
+  "Lucy"), and a reply the token budget cut off before ``<|end|>`` is never exact;
 - ``evaluate_tasks`` aggregates exactly (checked with a scripted model) and its response loss
   equals a cross-entropy computed independently with ``torch.nn.functional.cross_entropy``
   over the assistant tokens only;
 - ``data.well_formed`` accepts every reference answer the generators make and rejects the
   typical non-answers (a continued story, misspellings, other categories, empty text);
 - bad input names its fix: no assistant turn, an over-long conversation, an empty dataset, a
-  model whose vocabulary lacks the chat tokens, a prompt longer than the context.
+  model whose vocabulary lacks the chat tokens, a prompt longer than the context, one
+  conversation where a list of them belongs; an error names the set (training or validation).
 """
 
 import pytest
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 
 from sftlearn import data, sft
 from sftlearn.config import GPTConfig
-from sftlearn.datasets import render_conversation
+from sftlearn.datasets import SFTDataset, render_conversation
 from sftlearn.device import seed_everything
 from sftlearn.model import GPT
 from sftlearn.tokenizer import CharTokenizer
@@ -129,8 +132,58 @@ class Scripted:
     def __init__(self, reply):
         self.reply = reply
 
-    def __call__(self, model, tokenizer, examples, max_new_tokens):
-        return [self.reply(ex) for ex in examples]
+    def __call__(self, model, tokenizer, examples, max_new_tokens, return_finished=False):
+        replies = [self.reply(ex) for ex in examples]
+        return [(r, True) for r in replies] if return_finished else replies
+
+
+class Writes(GPT):
+    """A micro GPT whose generate writes the same fixed tokens after every prompt (as far as
+    the budget allows): a reply known exactly, special tokens included."""
+
+    def __init__(self, reply_ids):
+        super().__init__(GPTConfig.preset("micro", vocab_size=TOK.vocab_size, block_size=128))
+        self.reply_ids = reply_ids
+
+    def generate(self, ids, max_new_tokens, **settings):
+        new = torch.tensor(self.reply_ids[:max_new_tokens], dtype=torch.long)  # (N,)
+        return torch.cat([ids, new.expand(ids.shape[0], -1)], dim=1)  # (B, T + N)
+
+
+def qa_item():
+    return next(ex for ex in data.sft_examples("test", n_per_family=1) if ex.family == "qa")
+
+
+def test_a_special_token_inside_a_reply_is_kept_and_fails_exact_match():
+    ex = qa_item()
+    answer = TOK.encode(ex.answer)
+    # The model writes the answer with <|unk|> after its first letter, or <|eos|> after it;
+    # dropping the special tokens would turn both into the answer.
+    for reply, shown in (([answer[0], TOK.unk_id, *answer[1:]], f"{ex.answer[0]}<|unk|>{ex.answer[1:]}"),
+                         ([*answer, TOK.eos_id], f"{ex.answer}<|eos|>")):
+        model = Writes([*reply, TOK.end_id])
+        assert sft.generate_answers(model, TOK, [ex]) == [shown]
+        report = sft.evaluate_tasks(model, TOK, [ex], with_loss=False)
+        assert report.rows[0]["prediction"] == shown and not report.rows[0]["correct"]
+    # the reference reply itself, ended properly, is right
+    report = sft.evaluate_tasks(Writes([*answer, TOK.end_id]), TOK, [ex], with_loss=False)
+    assert report.rows[0]["correct"] and report.rows[0]["finished"]
+
+
+def test_a_reply_cut_off_by_the_budget_is_not_an_answer():
+    ex = qa_item()
+    answer = TOK.encode(ex.answer)
+    model = Writes([*answer, *TOK.encode(" likes tea."), TOK.end_id])
+    # With a budget of exactly the answer's length, the text reads like the answer, but the
+    # model never ended its reply there.
+    assert sft.generate_answers(model, TOK, [ex], max_new_tokens=len(answer), return_finished=True) \
+        == [(ex.answer, False)]
+    report = sft.evaluate_tasks(model, TOK, [ex], max_new_tokens=len(answer), with_loss=False)
+    assert report.rows[0]["prediction"] == ex.answer
+    assert not report.rows[0]["finished"] and not report.rows[0]["correct"] and report.overall == 0.0
+    # given room, the same model's reply is complete (and wrong: it goes on after the name)
+    full = sft.generate_answers(model, TOK, [ex], max_new_tokens=40, return_finished=True)
+    assert full == [(f"{ex.answer} likes tea.", True)]
 
 
 def test_evaluate_tasks_scores_exactly(monkeypatch):
@@ -243,8 +296,25 @@ def test_conversation_without_an_assistant_turn():
 
 
 def test_over_long_conversation():
-    with pytest.raises(ValueError, match=r"example 0: the conversation is \d+ tokens long but max_len is 64: shorten"):
+    with pytest.raises(ValueError, match=r"^training set, example 0: the conversation is \d+ tokens long but max_len is 64: shorten"):
         sft.finetune(micro(block=64), TOK, [chat("x" * 80, "y")], config=TrainConfig(max_steps=1, progress=False))
+    # a bad validation conversation is named as one, not as a training example
+    with pytest.raises(ValueError, match=r"^validation set, example 1: the conversation is \d+ tokens long"):
+        sft.finetune(micro(block=64), TOK, [chat("a", "b")], [chat("a", "b"), chat("x" * 80, "y")],
+                     config=TrainConfig(max_steps=1, progress=False))
+
+
+def test_one_conversation_where_a_list_of_them_belongs():
+    # A single conversation is itself a list (of messages), so the mistake is easy to make.
+    one = chat("Who likes tea?", "Mia")
+    fix = r"wrap a single conversation in a list: \[conversation\]"
+    with pytest.raises(TypeError, match=fix):
+        SFTDataset(one, TOK, 64)
+    with pytest.raises(TypeError, match=fix):
+        sft.generate_answers(micro(), TOK, one)
+    with pytest.raises(TypeError, match=fix):
+        sft.finetune(micro(), TOK, one, config=TrainConfig(max_steps=1, progress=False))
+    assert len(SFTDataset([one], TOK, 64)) == 1  # wrapped, it is fine
 
 
 def test_empty_dataset():

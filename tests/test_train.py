@@ -445,6 +445,23 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())  # bad step never applied
 
 
+def test_a_non_finite_logged_mean_names_the_steps_it_covers():
+    # On GPUs the loss is checked once per log, on the window's sum. Here each step's loss is
+    # finite (so the CPU's per-step check passes) but the sum of four overflows float32: the
+    # error must name steps 1 to 4, not a step 5 that never ran.
+    trainer = make_trainer(fresh_model(), cyclic_blocks(), max_steps=8, batch_size=4, log_interval=4)
+    per_target = 3e38 / (4 * 63)  # a step's loss sum is loss x its 4 x 63 targets: just finite
+
+    def huge_but_finite(m, batch):
+        _, loss = m(batch["input_ids"], targets=batch["targets"])
+        return loss * 0 + per_target
+
+    trainer.loss_fn = huge_but_finite
+    with pytest.raises(NonFiniteLossError, match=r"The loss became inf in steps 1 to 4 \("):
+        trainer.fit()
+    assert trainer.history.stop_reason == "stopped: non-finite loss in steps 1 to 4"
+
+
 def test_batch_with_every_target_masked_is_refused():
     data = cyclic_blocks(8)
     for item in data:

@@ -95,7 +95,9 @@ def perplexity_from_logits(
     with torch.no_grad():
         # half-precision logits are scored in float32; float64 ones keep their precision
         scores = logits if logits.dtype == torch.float64 else logits.float()
-        loss = F.cross_entropy(scores.reshape(-1, vocab), targets.reshape(-1), ignore_index=ignore_index)
+        # cross_entropy takes int64 class ids only; int32 or int16 ones are the same ids
+        loss = F.cross_entropy(scores.reshape(-1, vocab), targets.reshape(-1).long(),
+                               ignore_index=ignore_index)
     return perplexity(loss)
 
 
