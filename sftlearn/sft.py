@@ -228,7 +228,8 @@ def evaluate_tasks(
     for ex, (pred, finished) in zip(examples, predictions):
         correct = finished and data.score(ex.family, pred, ex.answer)
         well_formed = data.well_formed(ex.family, pred, ex.answer)
-        rows.append({"family": ex.family, "prompt": ex.messages[0]["content"], "answer": ex.answer,
+        question = [m["content"] for m in ex.messages if m["role"] == "user"][-1]  # the last asked
+        rows.append({"family": ex.family, "prompt": question, "answer": ex.answer,
                      "prediction": pred, "finished": finished, "correct": correct,
                      "well_formed": well_formed})
         per_family[ex.family] = per_family.get(ex.family, 0) + int(correct)

@@ -413,7 +413,7 @@ class Trainer:
         if total == 0:
             self.epoch, self.batch_in_epoch, self._order = position
             raise ValueError(
-                f"Every target in the batches for step {self.step} is masked (-100), so there "
+                f"Every target in the batches for step {self.step + 1} is masked (-100), so there "
                 f"is nothing to learn. Check the loss mask: SFT examples need an assistant turn."
             )
         self.model.train()

@@ -177,7 +177,7 @@ BAD_INPUTS = [
              ValueError, r"example 0: .*no assistant message, so there is nothing to train on",
              r"add the assistant's reply"),
     BadInput("batch whose every target is masked", _every_target_masked, ValueError,
-             r"Every target in the batches for step 0 is masked", r"Check the loss mask"),
+             r"Every target in the batches for step 1 is masked", r"Check the loss mask"),
     BadInput("weights of another model", lambda p: ckpt.load_weights(
         micro(vocab_size=VOCAB + 1), saved_model_folder(p) / ckpt.MODEL_FILE),
         ValueError, r"do not fit this model.*transformer\.wte\.weight", r"Build the model from the config"),

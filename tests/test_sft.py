@@ -210,6 +210,18 @@ def test_evaluate_tasks_scores_exactly(monkeypatch):
     assert "right form" in report.table() and "overall" in report.table()
 
 
+def test_a_row_shows_the_question_the_reply_answers(monkeypatch):
+    # In a conversation of several turns, the row's prompt is the last user turn, not the first.
+    first = qa_item()
+    follow_up = data.SFTExample(family="qa", messages=[
+        *first.messages, {"role": "user", "content": "And who drinks tea?"},
+        {"role": "assistant", "content": "Mia"}], answer="Mia", template=first.template)
+    monkeypatch.setattr(sft, "generate_answers", Scripted(lambda ex: ex.answer))
+    report = sft.evaluate_tasks(micro(), TOK, [first, follow_up], with_loss=False)
+    assert [r["prompt"] for r in report.rows] == [first.messages[0]["content"], "And who drinks tea?"]
+    assert report.overall == 1.0
+
+
 def test_response_loss_is_cross_entropy_on_assistant_tokens_only():
     examples = data.sft_examples("val", n_per_family=3)
     model = micro().eval()
