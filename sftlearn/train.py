@@ -706,8 +706,10 @@ class Trainer:
                 f"but this run has {distributed.world_size()}, so the global batch would change. "
                 f"Launch with torchrun --nproc_per_node {saved_world} (or 1 = no torchrun)."
             )
-        ckpt.load_weights(self.model, ckpt.Path(folder) / ckpt.MODEL_FILE)
+        # The optimizer's state first: torch checks that it fits (the same trainable
+        # parameters) before changing anything, so a refused resume leaves the model untouched.
         self.optimizer.load_state_dict(state["optimizer"])
+        ckpt.load_weights(self.model, ckpt.Path(folder) / ckpt.MODEL_FILE)
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]

@@ -598,6 +598,19 @@ def test_fit_again_after_ctrl_c_continues_from_the_latest_weights():
     assert history.steps == full.steps and history.train_loss == full.train_loss
 
 
+def test_a_resume_refused_by_the_optimizer_leaves_the_weights_alone(tmp_path):
+    # Other parameters frozen than in the run that wrote the checkpoint: the optimizer's state
+    # does not fit, and the model must keep its own weights rather than half-resume.
+    trainer(micro(), max_steps=2, checkpoint_dir=str(tmp_path)).fit()
+    model = micro(seed=5)
+    model.lm_head.weight.requires_grad_(False)  # tied: the token embeddings are frozen too
+    before = weights_of(model)
+    with pytest.raises(ValueError, match="parameter group"):
+        trainer(model, max_steps=4, checkpoint_dir=str(tmp_path)).fit(resume=True)
+    for name, value in before.items():
+        assert torch.equal(model.state_dict()[name], value), name
+
+
 def test_a_large_seed_trains():
     # time.time_ns() as a seed: the per-epoch seed seed * 100_003 + epoch exceeds 64 bits
     seed = 1_790_000_000_000_000_000
