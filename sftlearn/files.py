@@ -2,8 +2,8 @@
 
 A save can be interrupted at any moment: Ctrl-C, a notebook's stop button, a full disk, a
 crash of the program. (Not a power cut: surviving one needs ``os.fsync`` on every file and
-folder before the rename, which costs time on every save and which these functions skip.) Writing straight into ``model.safetensors`` would then leave a damaged file under the
-right name, and the next load would fail (or, worse, load garbage). Both functions here write
+folder before the rename, which costs time on every save and which these functions skip.)
+Writing straight into ``model.safetensors`` would then leave a damaged file under the right name, and the next load would fail (or, worse, load garbage). Both functions here write
 under a temporary name in the same folder and then *rename*, which the operating system does
 in one step: the name points at the old complete thing or at the new complete thing, never
 at a part. Everything that sftlearn saves (models, checkpoints, tokenizers, LoRA adapters,

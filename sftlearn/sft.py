@@ -50,18 +50,18 @@ def _check_chat_vocabulary(model, tokenizer) -> None:
 
 
 def sft_datasets(train_examples, val_examples, tokenizer, max_len: int):
-    """Render train (and optional validation) conversations into ``SFTDataset``s. An error
-    names the set as well as the example ("validation set, example 3: ...")."""
-    sets = []
-    for name, examples in (("training", train_examples), ("validation", val_examples)):
-        if name == "validation" and not examples:
-            sets.append(None)
-            continue
-        try:
-            sets.append(SFTDataset(examples, tokenizer, max_len))
-        except (ValueError, TypeError) as e:
-            raise type(e)(f"{name} set, {e}") from None
-    return sets[0], sets[1]
+    """Render train (and optional validation) conversations into ``SFTDataset``s."""
+    train = _named_dataset("training", train_examples, tokenizer, max_len)
+    val = _named_dataset("validation", val_examples, tokenizer, max_len) if val_examples else None
+    return train, val
+
+
+def _named_dataset(name: str, examples, tokenizer, max_len: int) -> SFTDataset:
+    # An error names the set as well as the example: "validation set, example 3: ..."
+    try:
+        return SFTDataset(examples, tokenizer, max_len)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{name} set, {e}") from None
 
 
 def finetune(

@@ -513,7 +513,6 @@ class Trainer:
             self.history.stop_reason = ""  # the run goes on; another Ctrl-C will say so again
         if self.step == 0:
             torch.manual_seed(_seed64(cfg.seed))  # dropout masks start from a known state
-        self.optimizer.zero_grad(set_to_none=True)
         from tqdm.auto import tqdm
 
         show = cfg.progress and self.is_main  # under torchrun, one progress bar, not one each
@@ -550,6 +549,8 @@ class Trainer:
             self.should_stop = True
         finally:
             bar.close()
+            # each step clears the gradients it starts with; the last step's are not kept
+            self.optimizer.zero_grad(set_to_none=True)
         if cfg.checkpoint_dir and self.step > 0 and self._saved_step != self.step:
             self.save_checkpoint()  # unless the interval just saved this very step
         # An interrupted run keeps its latest weights: calling fit again continues it, and the

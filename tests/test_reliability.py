@@ -557,7 +557,7 @@ def test_ctrl_c_just_after_the_update_resumes_bit_identically(tmp_path):
 
     def stopped_in_zero_grad(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 7:  # call 1 is fit's own; call 7 comes right after step 5's update
+        if calls["n"] == 6:  # each step opens with one; call 6 comes right after step 5's update
             raise KeyboardInterrupt
         return zero_grad(*args, **kwargs)
 
@@ -571,6 +571,9 @@ def test_ctrl_c_just_after_the_update_resumes_bit_identically(tmp_path):
     assert resumed.train_loss == full.train_loss
     for name, value in weights_of(full_model).items():
         assert torch.equal(resumed_model.state_dict()[name], value), name
+    # the gradients of the last step are not kept after fit, interrupted or not
+    assert all(p.grad is None for p in resumed_model.parameters())
+    assert all(p.grad is None for p in first.model.parameters())
 
 
 def test_fit_again_after_ctrl_c_continues_from_the_latest_weights():
