@@ -14,6 +14,8 @@ prompt each step runs on one new token. The cached and uncached loops pick ident
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from .kv_cache import KVCache
@@ -23,8 +25,12 @@ from .validation import check_int
 def check_sampling(temperature: float = 1.0, top_k: int | None = None,
                    top_p: float | None = None) -> None:
     """Raise a ValueError for a sampling setting outside its range (NaN included)."""
-    if not temperature >= 0:  # written so, NaN fails too
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}.")
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a number (0 means greedy), got "
+                        f"{type(temperature).__name__} {temperature!r}.")
+    if not 0 <= temperature < float("inf"):  # written so, NaN fails too
+        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), "
+                         f"got {temperature}.")
     if top_k is not None:
         check_int("top_k", top_k, fix="Or None for no top-k.")
     if top_p is not None and not 0.0 < top_p <= 1.0:
@@ -57,6 +63,18 @@ def filter_logits(
     return logits
 
 
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature`` in float32, for a temperature > 0. logits: (B, V) or (V,)."""
+    logits = logits.float()
+    scaled = logits / temperature
+    if torch.isposinf(scaled).any():
+        # A tiny temperature (1e-39) overflows the largest logits to +inf, and a softmax of
+        # inf is NaN. Shifted so that each row's largest logit is 0 first (softmax does not
+        # change), the best tokens stay finite and the others go to -inf: the argmax.
+        scaled = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
+    return scaled
+
+
 def next_token(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -68,7 +86,7 @@ def next_token(
     check_sampling(temperature, top_k, top_p)  # also when greedy: a bad setting is a slip
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = filter_logits(logits.float() / temperature, top_k, top_p)
+    logits = filter_logits(apply_temperature(logits, temperature), top_k, top_p)
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
 

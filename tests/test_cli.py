@@ -174,7 +174,7 @@ def test_bad_length_groups_fail_before_any_model_is_loaded(command, capsys, monk
     (["sft", "--out", "unused"], ["--eval-per-family", "0"], "--eval-per-family must be a positive int"),
     (["demo"], ["--train-per-family", "0"], "--train-per-family must be a positive int"),
     (["chat", "unused", "--prompt", "hi"], ["--top-p", "7"], r"top_p must be in \(0, 1\]"),
-    (["chat", "unused", "--prompt", "hi"], ["--temperature", "-1"], "temperature must be >= 0"),
+    (["chat", "unused", "--prompt", "hi"], ["--temperature", "-1"], "temperature must be a finite number >= 0"),
     (["chat", "unused", "--prompt", "hi"], ["--max-new-tokens", "-3"], "--max-new-tokens must be a positive int"),
 ])
 def test_bad_counts_and_sampling_fail_before_any_model_is_loaded(command, option, message, capsys,

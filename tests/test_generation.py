@@ -1,5 +1,6 @@
 """Generation: sampling filters, KV cache equivalence, stop tokens, padding, errors."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -155,13 +156,40 @@ def test_temperature_zero_is_argmax_and_sampling_follows_probabilities():
         assert torch.allclose(freq, torch.softmax(logits[0] / tau, -1), atol=0.02), tau
 
 
+def test_a_tiny_temperature_picks_the_most_likely_token():
+    # 1e-39 turns the largest logits into +inf when divided; sampling must still work and
+    # (since every other token is then infinitely less likely) pick the argmax.
+    logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, -1.0, 2.5]])
+    g = torch.Generator().manual_seed(0)
+    for tau in (1e-39, 1e-45, 1e-30):
+        for kwargs in ({}, {"top_k": 2}, {"top_p": 0.9}):
+            picks = next_token(logits, tau, generator=g, **kwargs)
+            assert picks[:, 0].tolist() == [1, 0], (tau, kwargs)
+    # a tie at the top stays a tie: both tokens are drawn
+    tied = torch.tensor([[5.0, 5.0, 0.0]]).expand(400, 3)
+    draws = next_token(tied, 1e-39, generator=g)[:, 0]
+    assert set(draws.tolist()) == {0, 1}
+
+
+def test_temperature_of_other_number_types():
+    logits = torch.tensor([[0.0, 2.0, 1.0]])
+    g = torch.Generator().manual_seed(0)
+    assert next_token(logits, np.float32(1e-3), generator=g).item() == 1  # NumPy numbers work
+    assert next_token(logits, 1, generator=g).shape == (1, 1)  # so does an int
+    with pytest.raises(TypeError, match="temperature must be a number.*got str '0.7'"):
+        next_token(logits, "0.7")
+    with pytest.raises(TypeError, match="temperature must be a number.*got bool"):
+        next_token(logits, True)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"temperature": -1.0}, "temperature must be >= 0"),
+        ({"temperature": -1.0}, "temperature must be a finite number >= 0"),
+        ({"temperature": float("inf")}, "temperature must be a finite number >= 0"),
         ({"top_k": 0}, "top_k must be a positive int"),
         ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
-        ({"temperature": float("nan")}, "temperature must be >= 0"),  # passed the old check
+        ({"temperature": float("nan")}, "temperature must be a finite number >= 0"),
         ({"greedy": True, "top_k": 0}, "top_k must be a positive int"),  # greedy too: a slip
     ],
 )

@@ -149,6 +149,22 @@ def test_token_to_id_errors(char_tok):
         char_tok.token_to_id("ab")
 
 
+def test_lone_surrogates_are_refused_with_the_fix(char_tok, bpe_tok):
+    # Half of a UTF-16 pair is not a character: it has no UTF-8 bytes, so a CharTokenizer
+    # built on one could never be saved, and a BPE could not turn it into bytes.
+    fix = r"text\.encode\('utf-8', 'replace'\)"
+    with pytest.raises(ValueError, match=r"CharTokenizer has a lone surrogate '\\ud800' "
+                                         r"at position 2.*" + fix):
+        CharTokenizer("ab\ud800c")
+    with pytest.raises(ValueError, match=r"training text has a lone surrogate '\\udc80'.*" + fix):
+        BPETokenizer.train("hello \udc80 world", 300)
+    for tok in (char_tok, bpe_tok):
+        with pytest.raises(ValueError, match=r"The token has a lone surrogate"):
+            tok.token_to_id("\ud83d")
+        with pytest.raises(ValueError, match=r"The text has a lone surrogate"):
+            tok.encode("a\ud83db")
+
+
 def test_char_from_world_covers_the_world_alphabet():
     from sftlearn.data import alphabet
 

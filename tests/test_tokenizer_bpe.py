@@ -160,6 +160,18 @@ def test_bpe_token_lookup(tok):
         tok.id_to_token(tok.vocab_size)
 
 
+def test_two_merges_spelling_the_same_bytes(tmp_path):
+    a, b, c = (BPETokenizer().encode(ch)[0] for ch in "abc")
+    # "b"+"c" -> 263, "a"+"b" -> 264, "ab"+"c" -> 265 and "a"+"bc" -> 266: two ids for "abc".
+    tok = BPETokenizer([(b, c), (a, b), (264, c), (a, 263)])
+    assert tok.id_to_token(265) == tok.id_to_token(266) == "abc"
+    assert tok.decode([265]) == tok.decode([266]) == "abc"
+    # The lookup names one of them, the same one on every load: the id learned first.
+    assert tok.token_to_id("abc") == tok.token_to_id(b"abc") == 265
+    tok.save(tmp_path / "dup.json")
+    assert BPETokenizer.load(tmp_path / "dup.json").token_to_id("abc") == 265
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_round_trip_any_unicode(text):

@@ -59,7 +59,7 @@ def test_temperature_sharpens_and_flattens():
 
 
 def test_bad_settings_are_explained():
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
         sw.filter_stages(LOGITS, temperature=-1)
     with pytest.raises(ValueError, match="top_k must be a positive int"):
         sw.filter_stages(LOGITS, top_k=0)

@@ -76,6 +76,23 @@ def split_on_special_tokens(text: str) -> list[tuple[str, int | None]]:
     return parts
 
 
+def check_no_surrogates(text: str, what: str = "The text") -> None:
+    """Raise a ValueError if ``text`` holds a lone surrogate.
+
+    A lone surrogate is half of a UTF-16 pair (e.g. a string cut in the middle of an emoji):
+    Python lets a str hold one, but it is not a character and has no UTF-8 bytes, so it can be
+    neither encoded to bytes nor saved to a JSON file.
+    """
+    try:
+        text.encode("utf-8")  # fails only on a lone surrogate (C speed: cheap for a corpus)
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{what} has a lone surrogate {text[error.start]!r} at position {error.start}, "
+            f"which is not a character (half of an emoji cut in two?). Clean the text first, "
+            f"e.g. text.encode('utf-8', 'replace').decode('utf-8')."
+        ) from None
+
+
 class Tokenizer:
     """Base class: special tokens, encode/decode plumbing, save/load.
 
@@ -152,12 +169,15 @@ class Tokenizer:
         """The id of one token string; ValueError if the string is not a single token.
 
         (A BPE token that is only part of a character, shown as e.g. ``"\\xe7"``, is looked
-        up by its bytes instead: ``token_to_id(b"\\xe7")``.)
+        up by its bytes instead: ``token_to_id(b"\\xe7")``. When two BPE merges spell the same
+        bytes, the id learned first is returned.)
         """
         if not isinstance(token, (str, bytes)):
             raise TypeError(f"token_to_id expects a token string, got {type(token).__name__}")
         if isinstance(token, str) and token in SPECIAL_IDS:
             return SPECIAL_IDS[token]
+        if isinstance(token, str):
+            check_no_surrogates(token, "The token")
         token_id = self._ordinary_id(token)  # type: ignore[arg-type]
         if token_id is None:
             raise ValueError(
@@ -183,16 +203,7 @@ class Tokenizer:
                 f"encode expects a str, got {type(text).__name__}; "
                 "for a list of texts use encode_batch"
             )
-        try:
-            text.encode("utf-8")  # fails only on a lone surrogate (C speed: cheap for a corpus)
-        except UnicodeEncodeError as error:
-            # half of a UTF-16 surrogate pair (e.g. a string cut in the middle of an emoji):
-            # not a character, and it has no UTF-8 bytes
-            raise ValueError(
-                f"The text has a lone surrogate {text[error.start]!r} at position "
-                f"{error.start}, which is not a character (half of an emoji cut in two?). Clean "
-                f"the text first, e.g. text.encode('utf-8', 'replace').decode('utf-8')."
-            ) from None
+        check_no_surrogates(text)
         ids = [BOS_ID] if add_bos else []
         for piece, special_id in split_on_special_tokens(text):
             if special_id is None:

@@ -39,7 +39,7 @@ import heapq
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from .base import NUM_SPECIAL, Tokenizer, split_on_special_tokens
+from .base import NUM_SPECIAL, Tokenizer, check_no_surrogates, split_on_special_tokens
 from .pretokenizer import pretokenize
 from ..validation import check_int
 
@@ -194,7 +194,11 @@ class BPETokenizer(Tokenizer):
             self.merges.append((a, b))
             self._token_bytes.append(self.token_bytes(a) + self.token_bytes(b))
         self._ranks = {pair: k for k, pair in enumerate(self.merges)}  # pair -> merge order
-        self._bytes_to_id = {b: BYTE_OFFSET + i for i, b in enumerate(self._token_bytes)}
+        # Two merges can spell the same bytes ("ab"+"c" and "a"+"bc"; the world's tokenizer
+        # has no such pair). The lookup then gives the id learned first, on every load.
+        self._bytes_to_id: dict[bytes, int] = {}
+        for i, b in enumerate(self._token_bytes):
+            self._bytes_to_id.setdefault(b, BYTE_OFFSET + i)
         self._cache: dict[str, list[int]] = {}  # piece -> ids: text repeats the same words
 
     # ----- training -----------------------------------------------------------------------
@@ -217,6 +221,7 @@ class BPETokenizer(Tokenizer):
                 f"{MIN_VOCAB_SIZE} ids ({NUM_SPECIAL} special tokens + 256 bytes) before any "
                 f"merge; use vocab_size >= {MIN_VOCAB_SIZE}"
             )
+        check_no_surrogates(text, "The training text")
         piece_counts = _count_pieces(text)
         if not piece_counts:
             raise ValueError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import NUM_SPECIAL, UNK_ID, Tokenizer
+from .base import NUM_SPECIAL, UNK_ID, Tokenizer, check_no_surrogates
 
 UNKNOWN_POLICIES = ("error", "replace")
 
@@ -47,6 +47,9 @@ class CharTokenizer(Tokenizer):
             )
         if unknown not in UNKNOWN_POLICIES:
             raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+        # A vocabulary entry must be a real character: a lone surrogate could never be
+        # encoded to bytes, so the tokenizer could not be saved.
+        check_no_surrogates(chars, "The text for CharTokenizer")
         self.chars = "".join(sorted(set(chars)))
         self.unknown = unknown
         # The lookup tables, both ways. Ordinary ids start after the special tokens.

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from sftlearn import plots
-from sftlearn.generation import check_sampling, filter_logits
+from sftlearn.generation import apply_temperature, check_sampling, filter_logits
 from sftlearn.validation import check_int
 from sftlearn.widgets import Explorer, check_in_range, check_slider_value, figure_png, headless
 
@@ -90,7 +90,7 @@ def filter_stages(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         greedy[z[0].argmax()] = 1.0
         return stages + [Stage("greedy (τ = 0)", greedy)]
     if temperature != 1:
-        z = z / temperature
+        z = apply_temperature(z, temperature)
         stages.append(Stage(f"τ = {temperature:g}", torch.softmax(z, -1)[0]))
     if top_k is not None:
         z = filter_logits(z, top_k=top_k)
