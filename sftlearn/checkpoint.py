@@ -29,9 +29,12 @@ instead of loading a mixture. LoRA adapters (``sftlearn.lora``) use the same rul
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import pickle
+import pickletools
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ from safetensors.torch import save_file
 
 from .config import GPTConfig
 from .files import atomic_write, atomic_write_dir
+from .validation import check_int
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -85,16 +89,10 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> str:
 
     A model with LoRA adapters is saved with them (a training checkpoint), but not while they
     are merged: the base weights would then hold the update as well as the adapter, and a
-    model loaded from them would apply it twice."""
-    from .lora import lora_layers  # lora imports this module
-
-    if any(layer.merged for layer in lora_layers(model).values()):
-        raise ValueError(
-            "The model's LoRA adapters are merged into its weights, so saving both would apply "
-            "the update twice on loading. Call unload_lora(model) to keep the merged weights "
-            "alone (a plain model), unmerge_lora(model) to keep base and adapter apart, or "
-            "save_adapter(model, path) to save the adapter by itself."
-        )
+    model loaded from them would apply it twice. A GPT whose output layer was untied from the
+    token embedding is refused too: a GPT is built with the two tied, so it could not load
+    the separate output layer back."""
+    _check_savable(model)
     tied = _tied_names(model)
     tensors = {
         name: t.detach().cpu().contiguous()
@@ -102,6 +100,42 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> str:
         if name not in tied
     }
     return write_tensors(tensors, path)
+
+
+def _check_savable(model: torch.nn.Module) -> None:
+    """Refuse a model whose saved weights would not load back as the same model."""
+    _check_unmerged(
+        model, "saving both would apply the update twice on loading. Call unload_lora(model) to "
+        "keep the merged weights alone (a plain model), unmerge_lora(model) to keep base and "
+        "adapter apart, or save_adapter(model, path) to save the adapter by itself.")
+    check_tied(model, "saving")
+
+
+def _check_unmerged(model: torch.nn.Module, consequence: str) -> None:
+    """Refuse a model whose LoRA adapters are merged into its weights. ``consequence`` ends
+    the message: what would go wrong, and what to call instead."""
+    from .lora import lora_layers  # lora imports this module
+
+    if any(layer.merged for layer in lora_layers(model).values()):
+        raise ValueError(f"The model's LoRA adapters are merged into its weights, so {consequence}")
+
+
+def check_tied(model: torch.nn.Module, action: str) -> None:
+    """Refuse a GPT (also inside a task head) whose output layer ``lm_head`` no longer shares
+    its matrix with the token embedding: sftlearn's GPT, like GPT-2's format, has one matrix
+    for both, so the separate output layer cannot be stored. ``action`` names what is
+    refused ("saving", "exporting")."""
+    from .model import GPT
+
+    for name, gpt in model.named_modules():
+        if isinstance(gpt, GPT) and gpt.lm_head.weight is not gpt.transformer.wte.weight:
+            at = f"model.{name}." if name else "model."
+            raise ValueError(
+                f"The output layer (lm_head) is not tied to the token embedding "
+                f"(transformer.wte), but sftlearn's GPT, like GPT-2's format, stores one matrix "
+                f"for both. Tie them again before {action}: {at}lm_head.weight = "
+                f"{at}transformer.wte.weight (the separate lm_head values are then dropped)."
+            )
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -153,6 +187,10 @@ def read_tensors(path: str | Path, what: str, fix: str,
 def load_weights(model: torch.nn.Module, path: str | Path, expected_digest: str | None = None) -> None:
     """Load safetensors weights into ``model``; names and shapes must match exactly.
     ``expected_digest``: the digest ``config.json`` records (``save_model``), checked first."""
+    _check_unmerged(
+        model, "loading weights now would go wrong: a merged layer skips its adapter, and "
+        "unmerge_lora would then subtract an update the loaded weights never held. Call "
+        "unmerge_lora(model) before loading (and merge_lora(model) after it, if you want).")
     path = Path(path)
     tensors = read_tensors(
         path, "weights",
@@ -197,6 +235,7 @@ def save_model(model, path: str | Path, tokenizer=None) -> Path:
     from .heads import head_spec
 
     check_tokenizer_fits(model.config, tokenizer)
+    _check_savable(model)  # before the folder is made: a refused save writes nothing
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     digest = save_weights(model, path / MODEL_FILE)
@@ -294,6 +333,7 @@ def save_training_checkpoint(
     leaves ``latest.json`` pointing at a whole checkpoint. Older checkpoints beyond ``keep``
     are deleted after the new one is in place.
     """
+    check_int("keep", keep, fix="It counts the checkpoints kept, the new one included.")
     directory = Path(directory)
     name = f"step-{step:07d}"
 
@@ -306,8 +346,11 @@ def save_training_checkpoint(
     final = atomic_write_dir(directory / name, write)
     write_json(directory / LATEST_FILE, {"checkpoint": name, "step": step})
     # Only checkpoints of earlier steps are this run's past; a folder of a later step can only
-    # be another run's (a fresh run in a used folder; fit warns about it) and is left alone.
-    old = sorted(p for p in directory.glob("step-*") if p.is_dir() and _step_of(p) < step)
+    # be another run's (a fresh run in a used folder; fit warns about it) and is left alone,
+    # as is a folder whose name is not a step number (a user's "step-0000100-best").
+    old = [p for p in directory.glob("step-*") if p.is_dir() and 0 <= _step_of(p) < step]
+    # By step, not by name: step 10,000,000 has 8 digits and its name sorts before 9,999,999.
+    old.sort(key=_step_of)
     for stale in old[: max(len(old) - (keep - 1), 0)]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
@@ -316,7 +359,8 @@ def save_training_checkpoint(
 def _step_of(folder: Path) -> int:
     """The step in a checkpoint folder's name ("step-0000120" -> 120; -1 if it is not one)."""
     digits = folder.name.removeprefix("step-")
-    return int(digits) if digits.isdigit() else -1
+    # isascii too: str.isdigit accepts "²" and other digits that int() cannot read
+    return int(digits) if digits.isascii() and digits.isdigit() else -1
 
 
 def latest_checkpoint(directory: str | Path) -> Path | None:
@@ -342,20 +386,56 @@ def load_training_state(folder: str | Path) -> dict:
 
     ``weights_only=True`` makes torch refuse any pickled object that could run code on load.
     The refusal is reported in our words: torch's own message suggests ``weights_only=False``,
-    which is exactly what must not be done with a file of unknown origin.
+    which is exactly what must not be done with a file of unknown origin. A file that is no
+    torch file at all (empty, cut short, text) is reported as damaged: a ValueError.
     """
     file = Path(folder) / STATE_FILE
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise UnsafeCheckpointError(
-            f"Refused to load {file}: it contains Python objects that could run code when "
-            f"loaded, and sftlearn never writes those. Do not load it with weights_only=False "
-            f"unless you made it yourself; delete the checkpoint folder and train again, or "
-            f"resume from a checkpoint you trust."
-        ) from None
-    except RuntimeError as err:  # torch's report of a truncated or non-torch file
-        raise ValueError(
-            f"{file} cannot be read ({str(err).split('. ')[0]}): it is damaged, e.g. copied "
-            f"only in part. Resume from an earlier checkpoint, or delete the folder to start over."
-        ) from None
+    except OSError:
+        raise  # a missing or unreadable file: the error names it already
+    except pickle.UnpicklingError as err:
+        # torch raises this for garbage too ("Unsupported operand"), so look at the file itself
+        if _pickle_imports_objects(file):
+            raise UnsafeCheckpointError(
+                f"Refused to load {file}: it contains Python objects that could run code when "
+                f"loaded, and sftlearn never writes those. Do not load it with "
+                f"weights_only=False unless you made it yourself; delete the checkpoint folder "
+                f"and train again, or resume from a checkpoint you trust."
+            ) from None
+        problem = err
+    # Bytes that are no torch file fail wherever reading stops, with whatever error that part
+    # of torch raises: RuntimeError (the zip reader), EOFError, KeyError, IndexError, ...
+    except Exception as err:  # noqa: BLE001
+        problem = err
+    raise ValueError(
+        f"{file} cannot be read ({type(problem).__name__}): it is damaged, e.g. copied only in "
+        f"part, or is not a trainer state at all. Resume from an earlier checkpoint, or delete "
+        f"the folder to start over."
+    ) from None
+
+
+# The pickle instructions that import a class or function by name (to build or call it).
+IMPORT_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST"}
+
+
+def _pickle_imports_objects(file: Path) -> bool:
+    """Is ``file`` a whole pickle that imports classes or functions? The pickle is the file
+    itself or, in torch's zip format, its ``data.pkl``.
+
+    torch cannot tell us: its reader also stops at instructions it does not support, and a
+    plain ``pickle.dump`` begins with one (FRAME), before any import. ``pickletools.genops``
+    only reads the instructions and runs none. Bytes that are no whole pickle are damaged."""
+    try:
+        if zipfile.is_zipfile(file):
+            with zipfile.ZipFile(file) as archive:
+                names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+                data = archive.read(names[0]) if names else b""
+        else:
+            data = file.read_bytes()
+        # From bytes in memory, not from the file: a damaged length field would make genops
+        # ask a file for that many bytes at once (MemoryError); BytesIO returns what there is.
+        ops = {op.name for op, _, _ in pickletools.genops(io.BytesIO(data))}
+    except (ValueError, zipfile.BadZipFile):  # genops: an unknown instruction, or no end (STOP)
+        return False
+    return bool(ops & IMPORT_OPCODES)

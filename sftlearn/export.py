@@ -47,7 +47,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import CONFIG_FILE, MODEL_FILE, check_tokenizer_fits, read_json, store_tokenizer, write_json
+from .checkpoint import (CONFIG_FILE, MODEL_FILE, check_tied, check_tokenizer_fits, read_json,
+                         store_tokenizer, write_json)
 from .files import atomic_write
 from .config import GPTConfig
 from .model import GPT
@@ -170,13 +171,7 @@ def _check_is_gpt(model) -> None:
 
 def _check_exportable(model: GPT) -> None:
     """Raise a ValueError for anything in ``model`` that GPT-2's format cannot express."""
-    if model.lm_head.weight is not model.transformer.wte.weight:
-        raise ValueError(
-            "The output layer (lm_head) is not tied to the token embedding (transformer.wte), "
-            "but GPT-2's format, like sftlearn's GPT, stores one matrix for both. Tie them "
-            "again before exporting: model.lm_head.weight = model.transformer.wte.weight "
-            "(the separate lm_head values are then dropped)."
-        )
+    check_tied(model, "exporting")
     from .lora import lora_layers  # here, not at the top: lora imports this package's modules
 
     unmerged = sorted(name for name, layer in lora_layers(model).items() if not layer.merged)

@@ -84,11 +84,7 @@ class LoRAConfig:
 
     def __post_init__(self) -> None:
         _check_rank(self.r)
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, Real) or not self.alpha > 0:
-            raise ValueError(
-                f"LoRA alpha must be a positive number, got {self.alpha!r}; a common choice is "
-                f"alpha = 2 * r (here {2 * self.r})."
-            )
+        _check_alpha(self.alpha, self.r)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, Real) or not (
             0.0 <= self.dropout < 1.0
         ):
@@ -103,6 +99,15 @@ class LoRAConfig:
 
 def _check_rank(r: object) -> None:
     check_int("LoRA rank r", r, fix="Typical values are 4, 8 or 16.")
+
+
+def _check_alpha(alpha: object, r: int) -> None:
+    # math.inf is refused too: a scale alpha / r of inf turns every output into NaN.
+    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 < alpha < math.inf:
+        raise ValueError(
+            f"LoRA alpha must be a positive, finite number, got {alpha!r}; a common choice is "
+            f"alpha = 2 * r (here {2 * r})."
+        )
 
 
 def _check_targets(targets: object) -> str | tuple[str, ...]:
@@ -149,6 +154,7 @@ class LoRALinear(nn.Module):
                 f"linear layers only; pick targets such as 'c_attn', 'c_proj' or 'c_fc'."
             )
         _check_rank(r)
+        _check_alpha(alpha, r)
         largest = min(base.in_features, base.out_features)
         if r > largest:
             raise ValueError(
@@ -361,6 +367,7 @@ def unload_lora(model: nn.Module, merge: bool = True) -> None:
                            device="meta")  # no memory: its tensors are replaced just below
         linear.weight = layer.weight
         linear.bias = layer.bias
+        linear.train(layer.training)  # a fresh module is in training mode; keep the layer's mode
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, linear)
 

@@ -1,9 +1,11 @@
 """Checkpoints: round trips, atomic writes under failure, refusal of unsafe or mismatched files."""
 
 import copy
+import io
 import json
 import os
 import pickle
+import random
 
 import pytest
 import torch
@@ -79,6 +81,29 @@ def test_tied_weights_are_stored_once(tmp_path, micro_model):
     ckpt.save_weights(micro_model, tmp_path / "w.safetensors")
     names = load_file(str(tmp_path / "w.safetensors"))
     assert "lm_head.weight" not in names and "transformer.wte.weight" in names
+
+
+@pytest.mark.parametrize("with_head", [False, True])
+def test_an_output_layer_untied_from_the_embedding_is_refused_before_anything_is_written(
+        tmp_path, micro_model, with_head):
+    # A GPT is built with lm_head tied to wte, so load_model could not take the separate
+    # lm_head back (it said "unexpected lm_head.weight"): refuse the save and say how to fix it.
+    from torch import nn
+
+    from sftlearn.heads import SequenceClassifier
+
+    micro_model.lm_head.weight = nn.Parameter(micro_model.transformer.wte.weight.detach().clone())
+    model = SequenceClassifier(micro_model, num_labels=2) if with_head else micro_model
+    at = "model.body." if with_head else "model."
+    fix = rf"Tie them again before saving: {at}lm_head.weight = {at}transformer.wte.weight"
+    with pytest.raises(ValueError, match=r"\(lm_head\) is not tied to the token embedding.*" + fix):
+        ckpt.save_model(model, tmp_path / "m")
+    with pytest.raises(ValueError, match=fix):
+        ckpt.save_weights(model, tmp_path / "w.safetensors")
+    assert list(tmp_path.iterdir()) == []
+    micro_model.lm_head.weight = micro_model.transformer.wte.weight  # the fix the message gives
+    ckpt.save_model(model, tmp_path / "m")
+    assert type(ckpt.load_model(tmp_path / "m")) is type(model)
 
 
 def test_weights_of_another_shape_are_refused(tmp_path, micro_model):
@@ -193,6 +218,35 @@ def test_pruning_keeps_this_runs_previous_checkpoint_not_another_runs_later_one(
     assert ckpt.latest_checkpoint(tmp_path).name == "step-0000030"
 
 
+def test_pruning_leaves_folders_that_are_not_checkpoints_alone(tmp_path, micro_model):
+    # A user's copy "step-0000100-best" is no checkpoint (its name is no step number): it was
+    # deleted, and took the place of a real checkpoint among those kept.
+    ckpt.save_training_checkpoint(tmp_path, 100, micro_model, {"step": 100})
+    best = tmp_path / "step-0000100-best"
+    best.mkdir()
+    (best / "notes.txt").write_text("my best model")
+    for step in (200, 300):
+        ckpt.save_training_checkpoint(tmp_path, step, micro_model, {"step": step}, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == [
+        "step-0000100-best", "step-0000200", "step-0000300"]
+    assert (best / "notes.txt").read_text() == "my best model"
+
+
+def test_pruning_orders_checkpoints_by_step_not_by_name(tmp_path, micro_model):
+    # Past step 9,999,999 the names get an 8th digit and sort before the 7-digit ones: sorted
+    # by name, the newest previous checkpoint was the one deleted.
+    for step in (9_999_998, 9_999_999, 10_000_000, 10_000_001):
+        ckpt.save_training_checkpoint(tmp_path, step, micro_model, {"step": step}, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-10000000", "step-10000001"]
+
+
+@pytest.mark.parametrize("keep", [0, -1, 2.0, True, None])
+def test_keep_must_be_a_positive_int_and_is_checked_before_anything_is_written(tmp_path, micro_model, keep):
+    with pytest.raises(ValueError, match=r"keep must be a positive int.*the new one included"):
+        ckpt.save_training_checkpoint(tmp_path, 1, micro_model, {"step": 1}, keep=keep)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_no_checkpoint_yet_and_dangling_pointer(tmp_path):
     assert ckpt.latest_checkpoint(tmp_path) is None
     ckpt.write_json(tmp_path / "latest.json", {"checkpoint": "step-0000009", "step": 9})
@@ -207,12 +261,41 @@ class _RunsCode:
         return (os.system, ("echo pwned > /tmp/sftlearn-pwned",))
 
 
-def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path, micro_model):
+@pytest.mark.parametrize("write", [
+    lambda obj, f: pickle.dump(obj, f),  # starts with an instruction torch does not support
+    lambda obj, f: pickle.dump(obj, f, protocol=2),
+    torch.save,  # torch's own zip format
+], ids=["pickle", "pickle-protocol-2", "torch.save"])
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the crafted file's, not ours
+def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path, micro_model, write):
     folder = ckpt.save_training_checkpoint(tmp_path, 1, micro_model, {"step": 1})
     with open(folder / ckpt.STATE_FILE, "wb") as f:
-        pickle.dump({"step": _RunsCode()}, f)
+        write({"step": _RunsCode()}, f)
     if os.path.exists("/tmp/sftlearn-pwned"):
         os.remove("/tmp/sftlearn-pwned")
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="could run code"):
         ckpt.load_training_state(folder)
     assert not os.path.exists("/tmp/sftlearn-pwned")
+
+
+def _torch_file_cut_short() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"step": 1, "weights": torch.ones(50)}, buffer)
+    return buffer.getvalue()[:300]
+
+
+@pytest.mark.parametrize(("what", "content"), [
+    ("an empty file", lambda: b""),
+    ("random bytes", lambda: bytes(random.Random(0).randrange(256) for _ in range(200))),
+    ("a text file", lambda: b"hello world\n"),
+    ("a JSON file", lambda: b'{"step": 3}\n'),
+    ("a torch file cut short", _torch_file_cut_short),
+])
+def test_a_trainer_state_that_is_no_torch_file_is_called_damaged(tmp_path, micro_model, what, content):
+    # Such files raised a bare EOFError or KeyError, or were refused as holding "Python
+    # objects that could run code", which sends the user looking for an attack.
+    folder = ckpt.save_training_checkpoint(tmp_path, 1, micro_model, {"step": 1})
+    (folder / ckpt.STATE_FILE).write_bytes(content())
+    with pytest.raises(ValueError, match=r"trainer_state\.pt cannot be read.*damaged") as info:
+        ckpt.load_training_state(folder)
+    assert not isinstance(info.value, ckpt.UnsafeCheckpointError), what

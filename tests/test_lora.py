@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sftlearn.checkpoint import load_model, save_model
+from sftlearn.checkpoint import load_model, load_weights, save_model, save_weights
 from sftlearn.config import GPTConfig
 from sftlearn.freeze import parameter_report
 from sftlearn.lora import (
@@ -62,6 +62,9 @@ def ids(batch=2, length=8, seed=0):
         (dict(r=True), ValueError, "positive int"),
         (dict(alpha=0), ValueError, "alpha must be a positive"),
         (dict(alpha="16"), ValueError, "alpha must be a positive"),
+        (dict(alpha=math.inf), ValueError, "alpha must be a positive, finite number"),
+        (dict(alpha=math.nan), ValueError, "alpha must be a positive, finite number"),
+        (dict(alpha=True), ValueError, "alpha must be a positive"),
         (dict(dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
         (dict(target_modules=[]), TypeError, "non-empty list"),
         (dict(target_modules=["c_attn", 3]), TypeError, "non-empty list"),
@@ -123,6 +126,15 @@ def test_rank_larger_than_the_layer_is_refused_and_equal_is_allowed():
         LoRALinear(nn.Linear(16, 6), r=0, alpha=1)
     with pytest.raises(TypeError, match="wraps an nn.Linear"):
         LoRALinear(nn.Conv1d(4, 4, 1), r=1, alpha=1)
+
+
+@pytest.mark.parametrize("alpha", [-3.0, 0, "16", True, math.inf, math.nan])
+def test_a_layer_built_directly_checks_alpha_as_the_config_does(alpha):
+    # the scale alpha / r multiplies every update: a negative, zero, infinite or text alpha
+    # gives a wrong model (inf: NaN outputs) instead of an error
+    with pytest.raises(ValueError, match="alpha must be a positive, finite number"):
+        LoRALinear(nn.Linear(8, 8), r=2, alpha=alpha)
+    assert LoRALinear(nn.Linear(8, 8), r=2, alpha=4).scaling == 2.0
 
 
 def test_merge_twice_and_unmerge_unmerged_are_errors():
@@ -305,6 +317,17 @@ def test_unload_gives_a_plain_gpt_that_saves_and_loads(tmp_path):
         torch.testing.assert_close(model(x)[0], adapted, rtol=0, atol=ATOL)
         save_model(model, tmp_path / "merged")
         torch.testing.assert_close(load_model(tmp_path / "merged")(x)[0], adapted, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_unload_gives_each_plain_layer_the_mode_of_the_layer_it_replaces(merge):
+    model = micro_gpt().eval()
+    attach_lora(model, r=4, alpha=8, target_modules=["c_attn", "c_fc"])
+    model.transformer.h[1].train()  # one block in training mode, the rest in eval mode
+    before = {name: part.training for name, part in model.named_modules()}
+    unload_lora(model, merge=merge)
+    after = {name: part.training for name, part in model.named_modules()}
+    assert after == {name: before[name] for name in after}  # the adapters' own parts are gone
 
 
 def test_unload_without_merge_restores_the_base_model():
@@ -533,3 +556,22 @@ def test_a_merged_lora_model_is_not_saved_whole_and_loading_a_lora_model_says_wh
     unload_lora(model)  # merged in and removed: a plain model that loads anywhere
     save_model(model, tmp_path / "plain")
     torch.testing.assert_close(load_model(tmp_path / "plain")(ids())[0], model(ids())[0])
+
+
+def test_weights_are_not_loaded_into_a_model_whose_adapters_are_merged(tmp_path):
+    # A merged layer skips its adapter, so loaded adapters would do nothing, and unmerge_lora
+    # would then subtract from the loaded weights an update they never held.
+    trained = micro_gpt()
+    attach_lora(trained, r=4, alpha=8)
+    randomise_b(trained)
+    save_weights(trained, tmp_path / "w.safetensors")
+    merged = micro_gpt(seed=1)
+    attach_lora(merged, r=4, alpha=8)
+    merge_lora(merged)
+    weights = {name: t.clone() for name, t in merged.state_dict().items()}
+    with pytest.raises(ValueError, match=r"merged into its weights.*unmerge_lora\(model\) before loading"):
+        load_weights(merged, tmp_path / "w.safetensors")
+    assert all(torch.equal(t, weights[name]) for name, t in merged.state_dict().items())  # unchanged
+    unmerge_lora(merged)
+    load_weights(merged, tmp_path / "w.safetensors")  # the way the message shows
+    torch.testing.assert_close(merged(ids())[0], trained(ids())[0], rtol=0, atol=ATOL)
