@@ -19,6 +19,8 @@ import numbers
 import torch
 
 from .kv_cache import KVCache
+from .model import check_mask_type
+from .modes import evaluation_mode
 from .validation import check_int
 
 
@@ -100,6 +102,8 @@ def _stop_ids(stop_token) -> torch.Tensor:
         ids = torch.as_tensor(stop_token)
     except (TypeError, ValueError, RuntimeError):
         ids = None
+    if ids is not None and ids.numel() == 0:
+        return torch.tensor([], dtype=torch.long)  # [] has no dtype to check: no stop token
     if ids is None or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise TypeError(
             f"stop_token must be a token id or a list of ids (ints), got {stop_token!r}; "
@@ -128,6 +132,7 @@ def generate(
     filled with the (first) stop id. Generation ends early when every row has stopped.
     ``attention_mask`` (B, T): 1 for real tokens; use it for a batch of *left-padded* prompts.
     """
+    check_sampling(temperature, top_k, top_p)  # also when greedy: a bad setting is a slip
     if greedy:
         temperature = 0.0
     model.check_input_ids(input_ids)
@@ -140,6 +145,7 @@ def generate(
             f"context of {block_size} tokens. Ask for at most {max(block_size - T, 0)} new "
             f"tokens or shorten the prompt."
         )
+    check_mask_type(attention_mask)
     if attention_mask is not None and attention_mask.shape != input_ids.shape:
         raise ValueError(
             f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape "
@@ -155,9 +161,7 @@ def generate(
         )
     stops = _stop_ids(stop_token).to(input_ids.device)  # (S,)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):  # dropout off; every submodule's own mode comes back after
         cache = None
         if use_cache:
             dtype = next(model.parameters()).dtype
@@ -187,5 +191,3 @@ def generate(
             if fill is not None and bool(finished.all()):
                 break
         return ids
-    finally:
-        model.train(was_training)

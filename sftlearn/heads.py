@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .datasets import pad_right
-from .model import GPT, IGNORE_INDEX, check_targets
+from .model import GPT, IGNORE_INDEX, on_cpu, check_targets
+from .modes import evaluation_mode
 from .validation import check_int
 
 __all__ = [
@@ -71,31 +72,19 @@ class _Head(nn.Module):
 
     def _check_targets(self, targets: object, shape: tuple[int, ...]) -> torch.Tensor:
         """``targets`` as int64 class ids, checked: integers, ``shape``, labels in range."""
-        targets = check_targets(targets, shape, f"{type(self).__name__} needs {self._targets_hint}")
-        # Same policy as GPT.check_input_ids: reading values costs a GPU sync, so check on
-        # the CPU and at evaluation, never inside a compiled graph.
-        if torch.compiler.is_compiling() or not targets.numel():
-            return targets
-        if targets.device.type == "cpu" or not self.training:
-            bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= self.num_labels))
-            if bool(bad.any()):
-                top = self.num_labels - 1
-                raise ValueError(
-                    f"label {int(targets[bad][0])} is outside the class range 0..{top} "
-                    f"(num_labels={self.num_labels}; {IGNORE_INDEX} marks a position to skip). "
-                    f"Map the labels to 0..{top} or build the head with more classes."
-                )
-        return targets
+        top = self.num_labels - 1
+        return check_targets(
+            targets, shape, f"{type(self).__name__} needs {self._targets_hint}", self.num_labels,
+            "label", f"Map the labels to 0..{top} or build the head with more classes "
+            f"(num_labels={self.num_labels}).",
+            # a GPU sync in training, so checked there only at evaluation
+            read_values=on_cpu(targets) or not self.training)
 
     @torch.no_grad()
     def predict(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """The highest-scoring class (no gradients, evaluation mode)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluation_mode(self):
             logits, _ = self(input_ids, attention_mask=attention_mask)
-        finally:
-            self.train(was_training)
         return logits.argmax(dim=-1)
 
 

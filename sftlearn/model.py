@@ -18,13 +18,20 @@ from torch import nn
 from .attention import CausalSelfAttention
 from .config import GPTConfig
 from .kv_cache import KVCache
+from .modes import evaluation_mode
 
 IGNORE_INDEX = -100  # targets with this value contribute nothing to the loss
 
 
-def check_targets(targets: object, shape: tuple[int, ...], hint: str) -> torch.Tensor:
+def check_targets(targets: object, shape: tuple[int, ...], hint: str, num_classes: int,
+                  what: str, fix: str, read_values: bool = True) -> torch.Tensor:
     """``targets`` as int64 class ids, after checking it is an integer tensor of ``shape``
-    (``hint`` says what the targets are). int32 ids are accepted, as for the inputs."""
+    (``hint`` says what the targets are) whose values are in 0..num_classes-1 or IGNORE_INDEX.
+    int32 ids are accepted, as for the inputs. ``what`` names a value ("target id", "label")
+    and ``fix`` ends the message for one out of range.
+
+    Reading the values costs a GPU sync, so (as GPT.check_input_ids does) callers pass
+    ``read_values=False`` on a GPU in training; compiled graphs never read them."""
     if not isinstance(targets, torch.Tensor) or targets.is_floating_point() \
             or targets.is_complex() or targets.dtype == torch.bool:
         got = f"dtype {targets.dtype}" if isinstance(targets, torch.Tensor) else type(targets).__name__
@@ -34,7 +41,30 @@ def check_targets(targets: object, shape: tuple[int, ...], hint: str) -> torch.T
         )
     if tuple(targets.shape) != shape:
         raise ValueError(f"expected targets of shape {shape}, got {tuple(targets.shape)}: {hint}")
+    if read_values and targets.numel() and not torch.compiler.is_compiling():
+        bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= num_classes))
+        if bool(bad.any()):
+            # cross_entropy's own "Target 45 is out of bounds" names neither cause nor fix
+            raise ValueError(
+                f"{what} {int(targets[bad][0])} is outside the range 0..{num_classes - 1} "
+                f"({IGNORE_INDEX} marks a position to skip, not -1). {fix}"
+            )
     return targets.long()
+
+
+def check_mask_type(attention_mask: object) -> None:
+    """Refuse an attention mask that is not a tensor (None, for no mask, passes)."""
+    if attention_mask is not None and not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(
+            f"attention_mask must be a torch.Tensor of 1s (real tokens) and 0s (padding), got "
+            f"{type(attention_mask).__name__}; wrap a list with torch.tensor(mask)."
+        )
+
+
+def on_cpu(tensor: object) -> bool:
+    """Is ``tensor`` on the CPU, where reading its values costs no sync? (True for a
+    non-tensor, which the checks then refuse.)"""
+    return not isinstance(tensor, torch.Tensor) or tensor.device.type == "cpu"
 
 
 class MLP(nn.Module):
@@ -179,8 +209,11 @@ class GPT(nn.Module):
                              "it needs targets; leave it False to get every position's logits.")
         hidden, _ = self.hidden_states(input_ids, attention_mask, kv_cache)  # (B, T, C); checks the ids
         if targets is not None:
-            targets = check_targets(targets, tuple(input_ids.shape),
-                                    "targets[:, t] is the token after input_ids[:, t].")
+            targets = check_targets(
+                targets, tuple(input_ids.shape), "targets[:, t] is the token after input_ids[:, t].",
+                self.config.vocab_size, "target id",
+                "Encode the targets with the model's own tokenizer, and mark skipped positions "
+                "with IGNORE_INDEX.", read_values=on_cpu(targets) or not self.training)
         if targets_only:
             keep = targets != IGNORE_INDEX  # (B, T); on a GPU, indexing with it waits for the GPU
             logits = self.lm_head(hidden[keep])  # (N, V): only where the loss looks
@@ -201,6 +234,7 @@ class GPT(nn.Module):
         ``return_weights`` (a list of (B, H, T, T_total) tensors, else an empty list)."""
         past = kv_cache.length if kv_cache is not None else 0
         self.check_input_ids(input_ids, past)
+        check_mask_type(attention_mask)
         if attention_mask is not None:
             B, T = input_ids.shape
             if tuple(attention_mask.shape) != (B, past + T):
@@ -238,13 +272,9 @@ class GPT(nn.Module):
         """Attention weights of every layer and head: (L, B, H, T, T), via the math path.
 
         Computed in eval mode (dropout off), so the same input always gives the same maps;
-        the model's mode is restored afterwards."""
-        was_training = self.training
-        self.eval()
-        try:
+        every submodule's mode is restored afterwards."""
+        with evaluation_mode(self):
             _, weights = self.hidden_states(input_ids, attention_mask, return_weights=True)
-        finally:
-            self.train(was_training)
         return torch.stack(weights)
 
     # ------------------------------------------------------------------- sizes

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .modes import evaluation_mode
+
 
 @dataclass(frozen=True)
 class CopyingResult:
@@ -94,11 +96,7 @@ def copying_accuracy(model, tokenizer, words, lists: int = 32, length: int = 24,
         raise ValueError(f"two copies of {length} words do not fit the model's context of "
                          f"{model.config.block_size} tokens; use length <= {model.config.block_size // 2}")
     ids = ids.to(next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):
         logits, _ = model(ids[:, :-1])  # (N, 2L - 1, V)
-    finally:
-        model.train(was_training)
     first, second = copy_scores(logits, ids)
     return CopyingResult(first, second, lists, length)

@@ -89,6 +89,13 @@ def test_a_stop_token_may_be_a_numpy_integer_or_a_tensor(model):
         assert torch.equal(model.generate(prompt, 12, greedy=True, stop_token=same), plain)
 
 
+def test_an_empty_list_of_stop_tokens_means_no_stop_token(model):
+    prompt = torch.randint(0, VOCAB, (2, 5))
+    plain = model.generate(prompt, 6, greedy=True)
+    for empty in ([], (), torch.tensor([], dtype=torch.long)):
+        assert torch.equal(model.generate(prompt, 6, greedy=True, stop_token=empty), plain)
+
+
 @pytest.mark.parametrize("bad", [2.5, "<|end|>", [1.0], True, torch.tensor([0.5])])
 def test_a_stop_token_that_is_not_an_id_is_named(model, bad):
     with pytest.raises(TypeError, match="stop_token must be a token id or a list of ids"):
@@ -191,6 +198,7 @@ def test_temperature_of_other_number_types():
         ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
         ({"temperature": float("nan")}, "temperature must be a finite number >= 0"),
         ({"greedy": True, "top_k": 0}, "top_k must be a positive int"),  # greedy too: a slip
+        ({"greedy": True, "temperature": -1.0}, "temperature must be a finite number >= 0"),
     ],
 )
 def test_bad_sampling_settings(model, kwargs, message):

@@ -105,7 +105,7 @@ def test_int32_labels_give_the_int64_loss(kind):
 def test_sequence_classifier_bad_input():
     model = SequenceClassifier(small_body(), num_labels=2)
     ids, mask = pad(ragged_ids(n=2))
-    with pytest.raises(ValueError, match=r"label 2 is outside the class range 0\.\.1.*num_labels=2"):
+    with pytest.raises(ValueError, match=r"label 2 is outside the range 0\.\.1.*num_labels=2"):
         model(ids, targets=torch.tensor([0, 2]), attention_mask=mask)
     with pytest.raises(ValueError, match=r"label -1 is outside"):
         model(ids, targets=torch.tensor([0, -1]), attention_mask=mask)
@@ -181,7 +181,7 @@ def test_token_logits_of_real_tokens_ignore_right_padding_and_loss_matches_torch
 def test_token_classifier_bad_input():
     model = TokenClassifier(small_body(), num_labels=3)
     ids, mask = pad(ragged_ids(n=2))
-    with pytest.raises(ValueError, match=r"label 3 is outside the class range 0\.\.2"):
+    with pytest.raises(ValueError, match=r"label 3 is outside the range 0\.\.2"):
         model(ids, targets=torch.full_like(ids, 3), attention_mask=mask)
     with pytest.raises(ValueError, match=r"targets of shape .*not shifted"):
         model(ids, targets=torch.zeros(2, dtype=torch.long), attention_mask=mask)
@@ -234,6 +234,19 @@ def test_encode_bad_input():
     assert encode_classification(tok, [("ab c", 1)], max_len=4) == expected
     with pytest.raises(ValueError, match=r"one example's predictions \(T,\)"):
         word_tags(torch.zeros(2, 3, dtype=torch.long), [0], ["O"])
+
+
+
+@pytest.mark.parametrize("head_class", [SequenceClassifier, TokenClassifier])
+def test_predict_leaves_a_frozen_body_in_eval_mode(head_class):
+    # A frozen body kept in eval mode under a head trained with dropout: predict used to
+    # restore only the head's own flag, which turned the body's dropout back on.
+    head = head_class(small_body(dropout=0.3), num_labels=3, dropout=0.2).train()
+    head.body.eval()
+    before = {name: part.training for name, part in head.named_modules()}
+    ids, mask = pad(ragged_ids())
+    head.predict(ids, mask)
+    assert {name: part.training for name, part in head.named_modules()} == before
 
 
 # ----------------------------------------------------------------- the body's dtype and device

@@ -154,6 +154,15 @@ def test_attention_maps_of_a_model_with_dropout_are_repeatable_and_keep_its_mode
     assert not model.train().attention_maps(x).isnan().any() and model.training
 
 
+def test_attention_maps_give_every_submodule_its_own_mode_back(micro_config):
+    torch.manual_seed(0)
+    model = GPT(micro_config.with_(dropout=0.3)).train()
+    model.transformer.h[0].eval()  # e.g. a frozen first block, deliberately without dropout
+    before = {name: part.training for name, part in model.named_modules()}
+    model.attention_maps(torch.randint(0, VOCAB, (1, 10)))
+    assert {name: part.training for name, part in model.named_modules()} == before
+
+
 @pytest.mark.parametrize("path", ["fused", "math"])
 def test_causal_mask_never_leaks_the_future(micro_config, path):
     torch.manual_seed(0)
@@ -289,6 +298,27 @@ def test_wrong_input_types_and_shapes(micro_model):
     for bad in ([[1, 2, 3]], torch.zeros(1, 3), torch.zeros(1, 3, dtype=torch.bool)):
         with pytest.raises(TypeError, match="targets must be a tensor of integer ids"):
             micro_model(torch.zeros(1, 3, dtype=torch.long), targets=bad)
+
+
+def test_targets_outside_the_vocabulary_are_named(micro_model):
+    x = torch.zeros(1, 3, dtype=torch.long)
+    for value, shown in ((VOCAB, str(VOCAB)), (-1, "-1")):  # -1 is a common slip for -100
+        y = torch.tensor([[1, value, -100]])
+        for targets_only in (False, True):
+            with pytest.raises(ValueError, match=rf"target id {shown} is outside the range "
+                                                 rf"0\.\.{VOCAB - 1} \(-100 marks a position to skip"):
+                micro_model(x, targets=y, targets_only=targets_only)
+    # -100 itself is fine, and so is the largest id
+    _, loss = micro_model(x, targets=torch.tensor([[VOCAB - 1, -100, 0]]))
+    assert torch.isfinite(loss)
+
+
+def test_an_attention_mask_that_is_not_a_tensor_is_named(micro_model):
+    x = torch.zeros(1, 3, dtype=torch.long)
+    with pytest.raises(TypeError, match=r"attention_mask must be a torch.Tensor.*got list.*torch.tensor\(mask\)"):
+        micro_model(x, attention_mask=[[1, 1, 1]])
+    with pytest.raises(TypeError, match=r"attention_mask must be a torch.Tensor"):
+        micro_model.generate(x, 2, attention_mask=[[1, 1, 1]])
 
 
 def test_int32_targets_give_the_int64_loss(micro_model):

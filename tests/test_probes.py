@@ -90,6 +90,14 @@ def test_a_real_gpt_is_scored_in_range_deterministically_and_keeps_its_mode():
     assert model.training
 
 
+def test_the_probe_gives_every_submodule_its_own_mode_back():
+    model = GPT(GPTConfig.preset("micro", vocab_size=len(WORDS) + 1, block_size=64, dropout=0.3)).train()
+    model.transformer.h[0].eval()  # e.g. a frozen first block, deliberately without dropout
+    before = {name: part.training for name, part in model.named_modules()}
+    copying_accuracy(model, WordTokenizer(), WORDS, lists=2, length=8)
+    assert {name: part.training for name, part in model.named_modules()} == before
+
+
 def test_copy_scores_by_hand():
     ids = torch.tensor([[1, 2, 3, 1, 2, 3]])  # L = 3
     guesses = torch.tensor([2, 3, 1, 9, 3])  # for tokens 1..5: right, right, (token 3: left out), wrong, right
