@@ -351,6 +351,13 @@ def collate(batch: Sequence[Mapping[str, Any]], pad_id: int = 0) -> dict[str, to
     if len(batch) == 0:
         raise ValueError("collate got an empty batch: check the dataset is not empty")
     for k, item in enumerate(batch):
+        # Checked first: on a tuple (a TensorDataset's (x, y)) or a bare tensor, the key test
+        # below fails with a torch error that does not say what is wrong.
+        if not isinstance(item, Mapping):
+            raise ValueError(f"batch item {k} is a {type(item).__name__}, not a dict; expected "
+                             "'input_ids' and 'targets' (as made by LMBlockDataset or "
+                             "SFTDataset). For (x, y) pairs, make each item "
+                             "{'input_ids': x, 'targets': y}.")
         if "input_ids" not in item or "targets" not in item:
             raise ValueError(f"batch item {k} has keys {sorted(item)}; expected 'input_ids' "
                              "and 'targets' (as made by LMBlockDataset or SFTDataset)")

@@ -26,6 +26,7 @@ with the same ``step()`` / ``zero_grad()`` interface as a torch optimizer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -51,7 +52,9 @@ def _check_pair(param: torch.Tensor, grad: torch.Tensor) -> None:
 
 
 def _check_lr(lr: float) -> None:
-    if lr < 0:
+    # written `not lr >= 0` so that NaN, which fails every comparison, is refused too: it
+    # would make every weight NaN
+    if not lr >= 0:
         raise ValueError(f"the learning rate must be ≥ 0, got {lr}; a step goes against the gradient "
                          "because of the minus sign in the update, not because of the sign of lr.")
 
@@ -74,10 +77,20 @@ def _check_weight_decay(weight_decay: float) -> None:
         raise ValueError(f"weight_decay must be ≥ 0, got {weight_decay}; 0.01 to 0.1 is usual.")
 
 
+def _check_eps(eps: float) -> None:
+    # ε keeps m̂ / (√v̂ + ε) finite where v̂ is 0 (a weight whose gradients were all 0 so far).
+    # 0 is allowed, as torch allows it: with it the first step is exactly lr·sign(g).
+    if not 0 <= eps < math.inf:
+        raise ValueError(f"eps must be a finite number ≥ 0, got {eps}; 1e-8 is usual. It keeps "
+                         "the division by √v̂ + ε finite where v̂ is 0.")
+
+
 def _check_t(t: int) -> None:
-    if int(t) != t or t < 1:
-        raise ValueError(f"the step number t counts from 1, got {t}; at t = 0 the bias "
-                         "corrections 1 − βᵗ would be 0 and the step would divide by zero.")
+    # True == 1 in Python, but a bool passed as a step number is always a slip
+    if isinstance(t, bool) or int(t) != t or t < 1:
+        raise ValueError(f"the step number t counts from 1 (an int: 1, 2, 3, ...), got {t!r}; at "
+                         "t = 0 the bias corrections 1 − βᵗ would be 0 and the step would divide "
+                         "by zero.")
 
 
 def sgd_step(param: torch.Tensor, grad: torch.Tensor, lr: float,
@@ -126,6 +139,7 @@ def adam_step(param: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch
     _check_pair(param, grad)
     _check_lr(lr)
     _check_betas(beta1, beta2)
+    _check_eps(eps)
     _check_t(t)
     grad = _add_weight_decay(grad, param, weight_decay)  # coupled: divided by √v̂ below
     m = beta1 * m + (1 - beta1) * grad
@@ -178,6 +192,9 @@ class ScratchOptimizer:
             raise TypeError(f"{method} takes no {', '.join(unknown)}; its settings are "
                             f"{', '.join(allowed)} (besides lr). For momentum use method='momentum'.")
         self.method, self.lr, self.hyper = method, lr, hyper
+        # Check the settings now, not only at the first step(), which may come much later: one
+        # step of a stand-in parameter runs exactly the checks that step() runs.
+        self._update(torch.zeros(1), torch.zeros(1), {"t": 0})
         # Each parameter keeps its own state, and its own step count as torch does: a
         # parameter that had no gradient at some step was not stepped.
         self.state: list[dict] = [{"t": 0} for _ in self.params]
@@ -188,19 +205,23 @@ class ScratchOptimizer:
         for p, state in zip(self.params, self.state):
             if p.grad is None:
                 continue
-            state["t"] += 1
-            if self.method == "sgd":
-                new = sgd_step(p, p.grad, self.lr, **self.hyper)
-            elif self.method == "momentum":
-                velocity = state.get("velocity", torch.zeros_like(p))
-                new, state["velocity"] = momentum_step(p, p.grad, velocity, self.lr, **self.hyper)
-            else:
-                step_fn = adam_step if self.method == "adam" else adamw_step
-                m = state.get("m", torch.zeros_like(p))
-                v = state.get("v", torch.zeros_like(p))
-                new, state["m"], state["v"] = step_fn(p, p.grad, m, v, state["t"], lr=self.lr,
-                                                   **self.hyper)
-            p.copy_(new)  # keep the same Parameter object: the model still points to it
+            # keep the same Parameter object: the model still points to it
+            p.copy_(self._update(p, p.grad, state))
+
+    def _update(self, p: torch.Tensor, grad: torch.Tensor, state: dict) -> torch.Tensor:
+        """The new value of ``p`` after one step of ``self.method``; updates ``state``."""
+        state["t"] += 1
+        if self.method == "sgd":
+            return sgd_step(p, grad, self.lr, **self.hyper)
+        if self.method == "momentum":
+            velocity = state.get("velocity", torch.zeros_like(p))
+            new, state["velocity"] = momentum_step(p, grad, velocity, self.lr, **self.hyper)
+            return new
+        step_fn = adam_step if self.method == "adam" else adamw_step
+        m = state.get("m", torch.zeros_like(p))
+        v = state.get("v", torch.zeros_like(p))
+        new, state["m"], state["v"] = step_fn(p, grad, m, v, state["t"], lr=self.lr, **self.hyper)
+        return new
 
     def zero_grad(self) -> None:
         """Forget the gradients, so that the next backward() does not add to them."""

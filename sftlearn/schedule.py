@@ -28,6 +28,9 @@ def lr_at(step: int, max_lr: float, total_steps: int, warmup_steps: int = 0,
         raise ValueError(
             f"warmup_steps ({warmup_steps}) must be between 0 and total_steps ({total_steps})."
         )
+    if step < 0:
+        # the formula has no meaning before step 0 (with no warmup it would divide by zero)
+        raise ValueError(f"step must be >= 0 (optimizer steps count from 0), got {step}.")
     if step < warmup_steps:
         return max_lr * (step + 1) / warmup_steps
     if step >= total_steps:

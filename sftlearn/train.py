@@ -39,7 +39,7 @@ import numbers
 import random
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -52,6 +52,7 @@ from .batching import example_lengths, length_grouped_order
 from .device import PRECISIONS, choose_precision, enable_fast_math, get_device
 from .history import History
 from .model import IGNORE_INDEX
+from .modes import evaluation_mode
 from .perf import mfu, peak_flops
 from .schedule import lr_at
 from .validation import check_int, check_seed
@@ -115,6 +116,11 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
+        for switch in [f.name for f in fields(self) if f.type == "bool"]:  # shuffle, compile, ...
+            value = getattr(self, switch)
+            if not isinstance(value, bool):
+                # any non-empty string counts as True: restore_best="False" would restore
+                raise ValueError(f"TrainConfig.{switch} must be True or False, got {value!r}.")
         positive = ("max_steps", "batch_size", "grad_accum_steps", "log_interval")
         for name in positive:
             check_int(f"TrainConfig.{name}", getattr(self, name))
@@ -161,11 +167,19 @@ class TrainConfig:
                 or not all(_is_real(b) and 0 <= b < 1 for b in betas)):
             raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), AdamW's decay rates "
                              f"for the gradient's mean and square, e.g. (0.9, 0.95); got {betas!r}.")
-        self.betas = tuple(betas)
         names = ("auto", *PRECISIONS)  # choose_precision ignores case
         if not isinstance(self.precision, str) or self.precision.lower() not in names:
             raise ValueError(f"TrainConfig.precision must be one of {', '.join(map(repr, names))}, "
                              f"got {self.precision!r}; 'auto' picks the best for the device.")
+        # The numbers above may be NumPy numbers, which would reach the checkpoint (its config,
+        # the optimizer's settings, the history's lr), and loading a checkpoint safely
+        # (weights_only=True) refuses NumPy objects, so the run could not be resumed. Store
+        # plain floats (the betas as a tuple: a checkpoint gives them back as a list).
+        self.lr = float(self.lr)
+        self.min_lr = None if self.min_lr is None else float(self.min_lr)
+        self.weight_decay = float(self.weight_decay)
+        self.betas = tuple(float(b) for b in betas)
+        self.grad_clip = None if self.grad_clip is None else float(self.grad_clip)
 
     @property
     def resolved_min_lr(self) -> float:
@@ -250,13 +264,11 @@ def evaluate_loss(model, data: Sequence, collate_fn: Callable | None = None, bat
         check_int("max_batches", max_batches, fix="Or None for every batch.")
     collate_fn = collate_fn or _default_collate
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     total_loss, total_count = 0.0, 0
     n_batches = math.ceil(len(data) / batch_size)
     if max_batches is not None:
         n_batches = min(n_batches, max_batches)
-    try:
+    with evaluation_mode(model):  # dropout off; every submodule's own mode comes back after
         for b in range(n_batches):
             items = [data[i] for i in range(b * batch_size, min((b + 1) * batch_size, len(data)))]
             batch = collate_fn(items)
@@ -268,8 +280,6 @@ def evaluate_loss(model, data: Sequence, collate_fn: Callable | None = None, bat
                 loss = loss_fn(model, batch)
             total_loss += float(loss) * count
             total_count += count
-    finally:
-        model.train(was_training)
     if total_count == 0:
         raise ValueError("Every target in the evaluation data is masked; nothing to score.")
     return total_loss / total_count
@@ -532,8 +542,7 @@ class Trainer:
                 bar.update(1)
                 last_step = self.step == cfg.max_steps
                 if self.step % cfg.log_interval == 0 or last_step:
-                    self._log(bar, *self._window, window_start)
-                    self._window = (torch.zeros((), device=self.device), 0, 0, 0)
+                    self._log(bar, window_start)
                     window_start = time.perf_counter()
                 if self._evaluation_due():
                     self._evaluate_and_maybe_stop(bar)
@@ -541,6 +550,13 @@ class Trainer:
                     self.step % cfg.checkpoint_interval == 0
                 ):
                     self.save_checkpoint()
+            if self._window[1]:
+                # Stopped before max_steps (early stopping, a callback): log the steps since
+                # the last log, or the history would end before the step training stopped at.
+                # (A run that reaches max_steps has logged its last step; an interrupted one
+                # does not get here and keeps its window in the checkpoint, to resume exactly.)
+                self._log(bar, window_start)
+                self._saved_step = None  # a checkpoint of this step lacks this log: rewrite it
         except KeyboardInterrupt:
             if self._step_start is not None:  # undo the half-done step: data position, RNG
                 self.epoch, self.batch_in_epoch, self._order, rng = self._step_start
@@ -562,8 +578,10 @@ class Trainer:
             cb.on_train_end(self)
         return self.history
 
-    def _log(self, bar, window_loss, window_count, window_tokens, window_token_lengths,
-             window_start) -> None:
+    def _log(self, bar, window_start) -> None:
+        """Write the steps since the last log (``self._window``) as one history entry, and
+        start a new window."""
+        window_loss, window_count, window_tokens, window_token_lengths = self._window
         mean_loss = float(window_loss) / max(window_count, 1)  # the one host sync per log
         if not math.isfinite(mean_loss):
             # the mean of the steps since the last log: one of them went wrong
@@ -577,6 +595,10 @@ class Trainer:
         self.history.train_loss.append(mean_loss)
         self.history.lr.append(lr)
         self.history.tokens_per_sec.append(tok_s)
+        # These steps are logged: start the next window now, before the callbacks, so that an
+        # interruption inside one (a Ctrl-C in a notebook's plotting on_log) cannot leave them
+        # in the window, where the next log would count them a second time.
+        self._window = (torch.zeros((), device=self.device), 0, 0, 0)
         logs = {"step": self.step, "loss": mean_loss, "lr": lr, "tokens_per_sec": tok_s}
         postfix = {"loss": f"{mean_loss:.3f}", "tok/s": f"{tok_s:,.0f}"}
         if self._peak and hasattr(self.model, "flops_per_token"):
@@ -709,7 +731,15 @@ class Trainer:
             )
         # The optimizer's state first: torch checks that it fits (the same trainable
         # parameters) before changing anything, so a refused resume leaves the model untouched.
+        # Loading also brings back the checkpoint's settings (weight_decay, betas, ...), but
+        # this run's config decides those, as it decides lr (which lr_at sets at every step):
+        # keep the settings the optimizer was built with, or trainer.config would show values
+        # the optimizer does not use.
+        settings = [{k: v for k, v in group.items() if k not in ("params", "lr")}
+                    for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, own in zip(self.optimizer.param_groups, settings):
+            group.update(own)
         ckpt.load_weights(self.model, ckpt.Path(folder) / ckpt.MODEL_FILE)
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])

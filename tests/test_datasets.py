@@ -297,6 +297,14 @@ def test_collate_errors():
         collate([{"input_ids": [1, 2, 3], "targets": [2, 3]}], pad_id=0)
     with pytest.raises(ValueError, match="expected 'input_ids' and 'targets'"):
         collate([{"ids": [1]}], pad_id=0)
+    # A TensorDataset's (x, y) items, or bare tensors, used to fail with torch's own errors
+    # ("Boolean value of Tensor ... is ambiguous").
+    x = torch.arange(5)
+    for item, kind in [((x, x + 1), "tuple"), (x, "Tensor"), ([1, 2, 3], "list")]:
+        with pytest.raises(ValueError, match=rf"batch item 0 is a {kind}, not a dict; expected "
+                                             r"'input_ids' and 'targets'.*\{'input_ids': x, "
+                                             r"'targets': y\}"):
+            collate([item, item], pad_id=0)
 
 
 def test_collate_accepts_lists():

@@ -151,3 +151,28 @@ def test_settings_that_a_method_does_not_take_are_refused_up_front():
         ScratchOptimizer([p], "sgd", lr=0.1, momentum=0.9)
     with pytest.raises(TypeError, match="adam takes no betas; its settings are beta1, beta2, eps, weight_decay"):
         ScratchOptimizer([p], "adam", betas=(0.9, 0.99))
+
+
+def test_nan_and_bad_eps_and_a_bool_step_number_are_refused():
+    p = torch.ones(2)
+    # NaN fails every comparison, so `lr < 0` let it through and every weight became NaN
+    with pytest.raises(ValueError, match="learning rate must be ≥ 0, got nan"):
+        adamw_step(p, p, torch.zeros(2), torch.zeros(2), 1, lr=float("nan"))
+    for eps in (-1e-8, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"eps must be a finite number ≥ 0, got"):
+            adam_step(p, p, torch.zeros(2), torch.zeros(2), 1, eps=eps)
+    with pytest.raises(ValueError, match=r"counts from 1 \(an int: 1, 2, 3, \.\.\.\), got True"):
+        adam_step(p, p, torch.zeros(2), torch.zeros(2), True)
+
+
+@pytest.mark.parametrize("method, setting, message", [
+    ("adamw", dict(beta1=1.5), "beta1 must be in"),
+    ("adam", dict(eps=-1.0), "eps must be a finite number"),
+    ("momentum", dict(momentum=1.0), "momentum must be in"),
+    ("sgd", dict(weight_decay=-0.1), "weight_decay must be"),
+    ("adamw", dict(lr=float("nan")), "learning rate must be"),
+])
+def test_bad_settings_are_refused_when_the_optimizer_is_made(method, setting, message):
+    # they used to pass until the first step(), which may come long after
+    with pytest.raises(ValueError, match=message):
+        ScratchOptimizer([torch.nn.Parameter(torch.zeros(3))], method, **setting)

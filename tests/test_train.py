@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,6 +42,11 @@ def test_schedule_bad_arguments():
         lr_at(0, 1.0, 0)
     with pytest.raises(ValueError, match="warmup_steps"):
         lr_at(0, 1.0, 10, 20)
+    # before step 0 the formula means nothing: -1.0 with warmup, a division by zero without
+    with pytest.raises(ValueError, match=r"step must be >= 0 \(optimizer steps count from 0\), got -3"):
+        lr_at(-3, 1.0, 10, 2, 0.1)
+    with pytest.raises(ValueError, match="step must be >= 0"):
+        lr_at(-5, 1.0, 10, 0, 0.0)
 
 
 def test_trainer_uses_the_schedule():
@@ -177,6 +183,87 @@ def test_callbacks_see_logs_and_can_stop_training():
     assert trainer.step == 5
 
 
+def test_a_stopped_run_logs_the_steps_since_its_last_log(tmp_path):
+    # A run that stops before max_steps (early stopping, a callback) used to end its history at
+    # its last log, up to log_interval - 1 steps before the stop. Each entry must be the mean
+    # of its steps, as a run that logs every step shows (its steps all have 8 x 32 targets).
+    train, val = cyclic_blocks(8, seed=0), cyclic_blocks(8, seed=1)
+    common = dict(max_steps=200, batch_size=8, lr=3e-3)
+
+    class StopAfter13(Callback):
+        def on_log(self, trainer, logs):
+            trainer.should_stop = logs["step"] == 13
+
+    every_step = Trainer(fresh_model(), train, None, TrainConfig(
+        log_interval=1, progress=False, **common), collate_fn=stack_collate,
+        callbacks=[StopAfter13()]).fit().train_loss
+
+    early = make_trainer(fresh_model(), train, val, log_interval=10, eval_interval=3,
+                         early_stopping_patience=1, **common)
+    history = early.fit()
+    assert history.stopped_early and early.step == 6  # the case this test is about
+    assert history.steps == [6]
+    assert history.train_loss == pytest.approx([np.mean(every_step[:6])], rel=1e-5)
+
+    class StopAt13(Callback):
+        def on_eval(self, trainer, val_loss):
+            if trainer.step == 13:
+                trainer.should_stop = True
+
+    # The interval checkpoints step 13 before the loop ends: it is rewritten with that log.
+    stopped = Trainer(fresh_model(), train, val, TrainConfig(
+        log_interval=10, eval_interval=13, checkpoint_dir=str(tmp_path), checkpoint_interval=13,
+        progress=False, **common), collate_fn=stack_collate, callbacks=[StopAt13()])
+    history = stopped.fit()
+    assert stopped.step == 13 and history.steps == [10, 13]
+    assert history.train_loss == pytest.approx(
+        [np.mean(every_step[:10]), np.mean(every_step[10:13])], rel=1e-5)
+    from sftlearn import checkpoint
+    state = checkpoint.load_training_state(checkpoint.latest_checkpoint(tmp_path))
+    assert state["history"]["steps"] == [10, 13] and state["log_window"] == [0.0, 0]
+
+
+def test_a_run_that_reaches_max_steps_logs_as_before():
+    # The last step is always logged, so nothing is left to log at the end of the run.
+    logged = []
+
+    class Record(Callback):
+        def on_log(self, trainer, logs):
+            logged.append(logs["step"])
+
+    trainer = Trainer(fresh_model(), cyclic_blocks(), config=TrainConfig(
+        max_steps=7, batch_size=4, log_interval=3, progress=False),
+        collate_fn=stack_collate, callbacks=[Record()])
+    history = trainer.fit()
+    assert logged == history.steps == [3, 6, 7]
+    assert len(history.train_loss) == len(history.lr) == len(history.tokens_per_sec) == 3
+
+
+def test_a_ctrl_c_in_on_log_does_not_count_the_logged_steps_twice(tmp_path):
+    # A Ctrl-C inside a callback's on_log (a notebook's plotting callback) came after the log
+    # entry was written but before the window was cleared: the next log averaged those steps
+    # in again, in the same Trainer and, through the checkpoint, in a resumed one.
+    data = cyclic_blocks(40)
+    common = dict(max_steps=16, batch_size=6, lr=3e-3, log_interval=4, seed=3)
+    full = make_trainer(fresh_model(), data, **common).fit()
+
+    class CtrlC(Callback):
+        fired = False
+
+        def on_log(self, trainer, logs):
+            if logs["step"] == 8 and not self.fired:
+                self.fired = True
+                raise KeyboardInterrupt
+
+    interrupted = Trainer(fresh_model(), data, None, TrainConfig(
+        progress=False, checkpoint_dir=str(tmp_path), **common),
+        collate_fn=stack_collate, callbacks=[CtrlC()])
+    assert interrupted.fit().stop_reason == "interrupted at step 8"
+    resumed = make_trainer(fresh_model(seed=9), data, checkpoint_dir=str(tmp_path), **common)
+    assert resumed.fit(resume=True).train_loss == full.train_loss
+    assert interrupted.fit().train_loss == full.train_loss  # fit() again, same Trainer
+
+
 def test_mfu_counts_attention_at_the_batches_own_lengths():
     # MFU is logged where the peak is known (GPUs). Given a peak on the CPU, one window of a
     # batch of 4 x 32 tokens and one of 4 x 8 must use their token-weighted mean length,
@@ -271,6 +358,43 @@ def test_resume_keeps_the_log_window_and_the_best_weights(tmp_path):
     assert history.train_loss == full.train_loss  # exact, the window over step 40 included
     assert resumed.evaluate() == pytest.approx(full_trainer.evaluate(), abs=1e-6)
     assert resumed.evaluate() == pytest.approx(full.best_val_loss, abs=1e-5)
+
+
+def test_resume_uses_the_configs_weight_decay_and_betas(tmp_path):
+    # Loading the optimizer's state used to bring back the checkpoint's weight decay and betas,
+    # while trainer.config (and the next checkpoint's train_config) showed the new ones.
+    data = cyclic_blocks(16)
+    make_trainer(fresh_model(), data, checkpoint_dir=str(tmp_path), max_steps=2, batch_size=4,
+                 weight_decay=0.1, betas=(0.9, 0.95)).fit()
+    resumed = make_trainer(fresh_model(), data, checkpoint_dir=str(tmp_path), max_steps=4,
+                           batch_size=4, weight_decay=0.5, betas=(0.8, 0.99))
+    resumed.fit(resume=True)
+    assert resumed.step == 4
+    from sftlearn import checkpoint
+    saved = checkpoint.load_training_state(checkpoint.latest_checkpoint(tmp_path))["optimizer"]
+    for groups in (resumed.optimizer.param_groups, saved["param_groups"]):
+        decay, no_decay = groups  # matrices, then biases and norms (see make_optimizer)
+        assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.5, 0.0)
+        assert tuple(decay["betas"]) == tuple(no_decay["betas"]) == (0.8, 0.99)
+    assert all(p.dim() >= 2 for p in resumed.optimizer.param_groups[0]["params"])
+
+
+def test_a_config_of_numpy_numbers_resumes(tmp_path):
+    # NumPy numbers used to reach the checkpoint, which safe loading (weights_only=True) refuses.
+    def numpy_config(max_steps):
+        return dict(max_steps=max_steps, batch_size=4, log_interval=1, lr=np.float32(3e-3),
+                    min_lr=np.float64(1e-4), weight_decay=np.float64(0.1),
+                    grad_clip=np.float32(1.0), betas=(np.float64(0.9), np.float32(0.95)),
+                    checkpoint_dir=str(tmp_path))
+
+    first = make_trainer(fresh_model(), cyclic_blocks(16), **numpy_config(2))
+    first.fit()
+    config = first.config
+    for value in (config.lr, config.min_lr, config.weight_decay, config.grad_clip, *config.betas):
+        assert type(value) is float
+    assert config.lr == float(np.float32(3e-3))  # the same number, as a Python float
+    history = make_trainer(fresh_model(), cyclic_blocks(16), **numpy_config(3)).fit(resume=True)
+    assert history.steps == [1, 2, 3]
 
 
 def test_each_step_is_checkpointed_once(tmp_path, monkeypatch):
@@ -499,6 +623,16 @@ def test_empty_datasets_and_bad_config_are_refused():
 def test_bad_config_values_are_refused_when_the_config_is_made(setting, error, message):
     with pytest.raises(error, match=message):
         TrainConfig(**setting)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("restore_best", "False"), ("compile", "False"), ("shuffle", "no"), ("progress", None),
+    ("progress", 1),
+])
+def test_on_off_settings_must_be_true_or_false(name, value):
+    # any non-empty string counts as True: restore_best="False" restored, compile="False" compiled
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{name} must be True or False, got {value!r}\."):
+        TrainConfig(**{name: value})
 
 
 def test_config_values_the_package_uses_are_accepted():
