@@ -96,6 +96,9 @@ def lstm_cell(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, weight_ih: torc
     can add or subtract; c_t = f ⊙ c_{t-1} + i ⊙ g; h_t = o ⊙ tanh(c_t) keeps h in (−1, 1).
     """
     _check_cell_inputs("lstm_cell", x, h, weight_ih, weight_hh, 4, bias_ih, bias_hh)
+    if not isinstance(c, torch.Tensor):
+        raise TypeError(f"lstm_cell: c must be a torch.Tensor, got {type(c).__name__}; an LSTM "
+                        "starts from c = torch.zeros_like(h).")
     if c.shape != h.shape:
         raise ValueError(f"lstm_cell: c has shape {tuple(c.shape)} but must match h {tuple(h.shape)}.")
     pre = _affine(x, weight_ih, bias_ih) + _affine(h, weight_hh, bias_hh)  # (B, 4H)
@@ -136,6 +139,8 @@ def unroll(cell: Callable[..., State], x: torch.Tensor, state: State,
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"unroll: x must be a tensor of shape (batch, time, features), got {shape}.")
+    if isinstance(state, list):  # [h, c] is an easy way to write the pair; a list of h's is not
+        state = tuple(state)
     is_pair = isinstance(state, tuple)
     current = state if is_pair else (state,)
     outputs = []

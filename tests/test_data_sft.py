@@ -300,6 +300,9 @@ def test_bad_arguments_are_explained():
         data.sft_examples("train", n_per_family=2, families=["qa", "jokes"])
     with pytest.raises(ValueError, match="families"):
         data.sft_examples("train", n_per_family=2, families=[])
+    # a family named twice would repeat every one of its prompts within the split
+    with pytest.raises(ValueError, match="families names 'qa' more than once; list each"):
+        data.sft_examples("val", n_per_family=2, families=["qa", "strings", "qa"])
     with pytest.raises(ValueError, match=">= 0"):
         data.sft_examples("train", n_per_family=-1)
     with pytest.raises(TypeError, match="int"):

@@ -48,6 +48,9 @@ def test_lstm_matches_torch(dtype):
     assert (got - expected).abs().max() < 1e-6
     assert (h - h_last[0]).abs().max() < 1e-6
     assert (c - c_last[0]).abs().max() < 1e-6
+    # the pair written as a list [h, c] is the same state
+    got_list, (h2, c2) = unroll(lstm_cell, x, [h0[0], c0[0]], cell_weights(module))
+    assert torch.equal(got_list, got) and torch.equal(h2, h) and torch.equal(c2, c)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -112,6 +115,8 @@ def test_bad_shapes_are_explained():
         lstm_cell(torch.zeros(I), torch.zeros(H), torch.zeros(H), **weights)
     with pytest.raises(ValueError, match="c has shape"):
         lstm_cell(torch.zeros(B, I), torch.zeros(B, H), torch.zeros(B, H + 1), **weights)
+    with pytest.raises(TypeError, match=r"c must be a torch.Tensor, got NoneType.*zeros_like\(h\)"):
+        lstm_cell(torch.zeros(B, I), torch.zeros(B, H), None, **weights)
     with pytest.raises(ValueError, match="batch, time, features"):
         unroll(lstm_cell, torch.zeros(T, I), (torch.zeros(B, H), torch.zeros(B, H)), weights)
     with pytest.raises(ValueError, match="has no weight_ih_l3"):

@@ -49,6 +49,11 @@ def _check_families(families: Iterable[str] | str | None) -> tuple[str, ...]:
     names = tuple(families)
     for name in names:
         get_family(name)  # raises a ValueError naming the valid families
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        # The same family twice would draw the same examples twice: every prompt repeated.
+        raise ValueError(f"families names {', '.join(map(repr, repeated))} more than once; "
+                         "list each family once")
     if not names:
         raise ValueError(f"families is empty; pass None for all or some of {', '.join(TASK_FAMILIES)}")
     return names

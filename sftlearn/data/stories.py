@@ -4,7 +4,10 @@ A story has a *cast* drawn once at the start - a hero, a friend, a home, a place
 to visit, a pet, a coloured object, a food, a hobby, a feeling - and every
 sentence of the story uses the same cast. So inside one story the hero keeps
 their name, pronoun, home and belongings; only the hero is ever called
-"she"/"he" (the friend is always named), so a pronoun is never ambiguous.
+"she"/"he" (the friend is always named). Grammar alone can still leave a
+pronoun ambiguous: when the friend has the hero's gender, the "he" of "Paul
+gives him 1 more, so now he has 3 lamps", or a "He ..." right after a sentence
+about the friend, could mean the friend (in a small share of stories).
 
 The sentences deliberately look like the fine-tuning data: facts like those the
 QA passages are made of, food reviews with negation, little sums, words spelled

@@ -5,7 +5,8 @@ Each review praises one food and criticises another, often with negation
 clauses get their polarity. The question asks for the liked or the disliked
 food, and the answer is that food's name ("tea"). A plain positive/negative
 label would let a constant answer score 50%; asking for the food makes the
-answer depend on the review (a constant answer scores under 10%).
+answer depend on the review (with twelve foods a constant answer scores about
+1 in 12; the most common food of a 100-review split, 13-16%).
 
 Split key: the review and the question.
 """
