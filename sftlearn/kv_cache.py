@@ -33,8 +33,8 @@ class KVCache:
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Store the new keys/values (B, H, T, hd) of ``layer``; return all keys/values so far.
 
-        Every layer appends the same T positions in a step; the shared ``length`` moves on once
-        the last layer has written (see ``advance``)."""
+        Every layer appends the same T positions in a step; the shared ``length`` moves on when
+        the model calls ``advance`` after its last layer."""
         start, end = self.length, self.length + k.shape[2]
         if end > self.max_len:
             raise ValueError(
@@ -44,6 +44,19 @@ class KVCache:
         self.keys[layer][:, :, start:end] = k
         self.values[layer][:, :, start:end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def check_fits(self, n_layer: int, batch_size: int, n_head: int, head_dim: int) -> None:
+        """Refuse a cache made for another model or batch, before any layer writes into it
+        (torch's own errors would come from inside attention, with one layer already written)."""
+        have = (len(self.keys), *self.keys[0].shape[:2], self.keys[0].shape[3]) if self.keys else (0,)
+        want = (n_layer, batch_size, n_head, head_dim)
+        if have != want:
+            raise ValueError(
+                f"This KV cache was made for (layers, batch, heads, head_dim) = {have}, but the "
+                f"model and input need {want}. Make a new cache for this model and batch, "
+                f"with the sizes of its config: KVCache(n_layer, batch_size, n_head, head_dim, "
+                f"block_size, device)."
+            )
 
     def advance(self, steps: int) -> None:
         """Mark ``steps`` more positions as filled (called once per forward pass)."""

@@ -234,6 +234,9 @@ class GPT(nn.Module):
         ``return_weights`` (a list of (B, H, T, T_total) tensors, else an empty list)."""
         past = kv_cache.length if kv_cache is not None else 0
         self.check_input_ids(input_ids, past)
+        if kv_cache is not None:
+            cfg = self.config
+            kv_cache.check_fits(cfg.n_layer, input_ids.shape[0], cfg.n_head, cfg.head_dim)
         check_mask_type(attention_mask)
         if attention_mask is not None:
             B, T = input_ids.shape

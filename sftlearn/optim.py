@@ -72,8 +72,9 @@ def _add_weight_decay(grad: torch.Tensor, param: torch.Tensor, weight_decay: flo
 
 
 def _check_weight_decay(weight_decay: float) -> None:
-    # a negative λ would grow the weights instead of shrinking them
-    if weight_decay < 0:
+    # a negative λ would grow the weights instead of shrinking them (and NaN, which fails
+    # every comparison, would make them NaN)
+    if not weight_decay >= 0:
         raise ValueError(f"weight_decay must be ≥ 0, got {weight_decay}; 0.01 to 0.1 is usual.")
 
 

@@ -69,7 +69,9 @@ def _is_real(value) -> bool:
 
 def _seed64(value: int) -> int:
     """``value`` as a seed torch accepts (a signed 64-bit int): unchanged when it is one, else
-    folded into range, so that a large seed (``time.time_ns() * 100_003``) still works."""
+    folded into range, so that a large seed (``time.time_ns() * 100_003``) still works. (Torch's
+    CPU generator then uses its low 32 bits only: seeds that differ by a multiple of 2**32
+    give the same data order and dropout.)"""
     return value if -2**63 <= value < 2**63 else value % 2**63
 
 

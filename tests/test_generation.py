@@ -47,6 +47,23 @@ def test_cached_logits_match_full_forward(model):
     assert torch.allclose(full, stepwise, atol=1e-5)
 
 
+def test_a_cache_made_for_another_model_or_batch_is_refused_before_it_is_written(model):
+    from sftlearn.kv_cache import KVCache
+
+    cfg = model.config
+    x = torch.randint(0, VOCAB, (2, 5))
+    wrong = {"batch": (cfg.n_layer, 3, cfg.n_head, cfg.head_dim),
+             "layers": (cfg.n_layer - 1, 2, cfg.n_head, cfg.head_dim),
+             "head_dim": (cfg.n_layer, 2, cfg.n_head, cfg.head_dim * 2)}
+    for sizes in wrong.values():
+        cache = KVCache(*sizes, 20, torch.device("cpu"))
+        with pytest.raises(ValueError, match=rf"made for \(layers, batch, heads, head_dim\) = "
+                                             rf"\({sizes[0]}, {sizes[1]}, {sizes[2]}, {sizes[3]}\).*"
+                                             rf"need \({cfg.n_layer}, 2, {cfg.n_head}, {cfg.head_dim}\)"):
+            model(x, kv_cache=cache)
+        assert all(not k.any() for k in cache.keys) and cache.length == 0  # nothing written
+
+
 def test_left_padded_batch_matches_single_prompts(model):
     """A batch of prompts of different lengths, left-padded, gives each prompt's own tokens."""
     short = torch.randint(1, VOCAB, (1, 4))

@@ -137,6 +137,8 @@ def test_bad_inputs_are_explained():
         momentum_step(p, p, torch.zeros(2), lr=0.1)
     with pytest.raises(ValueError, match="weight_decay must be"):
         adamw_step(p, p, p, p, t=1, weight_decay=-1.0)
+    with pytest.raises(ValueError, match="weight_decay must be"):  # NaN would make the weights NaN
+        adam_step(p, p, p, p, t=1, weight_decay=float("nan"))
     with pytest.raises(ValueError, match="unknown method 'rmsprop'"):
         ScratchOptimizer([torch.nn.Parameter(p)], "rmsprop")
     with pytest.raises(ValueError, match="no trainable parameters"):
