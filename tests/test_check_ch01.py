@@ -64,6 +64,12 @@ def test_encode_chars_stub(capsys):
     assert "encode_chars: not done yet" in capsys.readouterr().out
 
 
+def test_encode_chars_returning_one_number_is_a_failure_not_a_crash():
+    # a 0-d tensor has __len__ but no length: it used to crash the check with a TypeError
+    failure = failure_of(ch01.check_encode_chars, lambda text, stoi: torch.tensor(0))
+    assert failure.message == "encode_chars('the cat', stoi) should return a list of ints, but returned tensor(0)."
+
+
 def test_encode_chars_key_error_is_explained():
     failure = failure_of(ch01.check_encode_chars, lambda text, stoi: [stoi[c] for c in text])
     assert failure.message == (

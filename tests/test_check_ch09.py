@@ -5,6 +5,7 @@ chapter's checks in test_check_fuzz.py."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,8 @@ def test_loss_mask_right(capsys):
     ch09.check_loss_mask(right_mask)
     ch09.check_loss_mask(lambda ids, t: torch.tensor(right_mask(ids, t)))  # a tensor is fine
     ch09.check_loss_mask(lambda ids, t: [bool(m) for m in right_mask(ids, t)])  # so are booleans
-    assert capsys.readouterr().out.count("✓ loss_mask: correct on 5 conversations") == 3
+    ch09.check_loss_mask(lambda ids, t: np.array(right_mask(ids, t)))  # and a NumPy array
+    assert capsys.readouterr().out.count("✓ loss_mask: correct on 5 conversations") == 4
 
 
 def walk_mask(ids, tokenizer, *, closing_end=True, role_token=False, user_end=False, eos=False,

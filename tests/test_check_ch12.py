@@ -124,6 +124,11 @@ def test_k_fold_right(capsys):
     assert "✓ k_fold: correct on 5 (n, k) pairs" in capsys.readouterr().out
 
 
+def test_k_fold_returning_one_number_is_a_failure_not_a_crash():
+    failure = failure_of(ch12.check_k_fold, lambda n, k, seed=0: torch.tensor(0))
+    assert failure.message == "k_fold(n=10, k=5, seed=0) should return 5 folds (one (train, val) pair per fold), got tensor(0)."
+
+
 def test_k_fold_right_with_numpy_and_sets(capsys):
     import numpy as np
 

@@ -401,6 +401,7 @@ def test_short_repr_shows_small_tensors_without_float32_noise():
     assert short_repr(torch.tensor([0.1, -2.5, float("nan")])) == "tensor([0.1, -2.5, nan])"
     assert short_repr(torch.tensor([[1, 2], [3, 4]])) == "tensor([[1, 2], [3, 4]])"
     assert short_repr(torch.zeros(4, 5)) == "a tensor of shape (4, 5)"
+    assert short_repr(np.zeros((4, 5))) == "an array of shape (4, 5)"
 
 
 def test_known_mistakes_are_named_for_integer_and_boolean_values_too():

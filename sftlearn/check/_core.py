@@ -281,6 +281,14 @@ def python_number(value: Any) -> Any:
     return value
 
 
+def is_collection(value: Any) -> bool:
+    """Does ``value`` hold items one can count and walk through (a list, tuple, array or tensor
+    of one or more dimensions)? Strings and 0-d tensors (one number) do not count."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        return False
+    return not (isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0)
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """A short description of ``value`` for messages: values when small, shape when big."""
     if isinstance(value, (torch.Tensor, np.ndarray)):
@@ -289,7 +297,7 @@ def short_repr(value: Any, limit: int = 60) -> str:
         if 0 < numel <= 6:
             values = value.detach().cpu().tolist() if isinstance(value, torch.Tensor) else value.tolist()
             return f"{kind}({_tidy_floats(values)})"
-        return f"a {kind} of shape {tuple(value.shape)}"
+        return f"{'a tensor' if kind == 'tensor' else 'an array'} of shape {tuple(value.shape)}"
     if isinstance(value, (torch.nn.Module, torch.optim.Optimizer)):
         return f"a {type(value).__name__}"  # their reprs run over many lines
     if callable(value) and hasattr(value, "__name__"):

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sftlearn.check._core import CheckFailure, call_student, checker, short_repr
+from sftlearn.check._core import CheckFailure, call_student, checker, is_collection, short_repr
 from sftlearn.tokenizer import SPECIAL_IDS, pretokenize
 
 UNK_ID = SPECIAL_IDS["<|unk|>"]  # 3 in every tokenizer of the course
@@ -156,7 +156,7 @@ def _check_char_ids(text: str, got: Any, expected: list[int], unknown: list[str]
     name = f"encode_chars({text!r}, stoi)"
     if got is None:
         raise CheckFailure(f"{name} returned None.", hint="Did you forget to `return` the list?")
-    if isinstance(got, (str, bytes)) or not hasattr(got, "__len__"):
+    if not is_collection(got):
         raise CheckFailure(f"{name} should return a list of ints, but returned {short_repr(got)}.")
     got = list(got)
     if got == expected:

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import torch
 
 from sftlearn.check._core import (
@@ -91,6 +92,8 @@ def _int_tensor(name: str, value: Any) -> torch.Tensor:
         raise CheckFailure(f"{name} is None.", hint="Did your function forget to `return` its result?")
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu()
+    elif isinstance(value, np.ndarray):  # a NumPy answer is as good as a list
+        tensor = torch.from_numpy(np.array(value))
     elif isinstance(value, (list, tuple)):
         try:
             tensor = torch.tensor(value)

@@ -29,6 +29,7 @@ from sftlearn.check._core import (
     call_student,
     checker,
     compare_arrays,
+    is_collection,
     python_number,
     short_repr,
 )
@@ -147,7 +148,7 @@ def _index_list(name: str, value: Any, n: int) -> list[int]:
 def _folds(k_fold: Any, n: int, k: int, seed: int) -> list[tuple[list[int], list[int]]]:
     name = f"k_fold(n={n}, k={k}, seed={seed})"
     got = call_student(k_fold, n, k, seed)
-    if isinstance(got, (str, bytes)) or not hasattr(got, "__len__") or len(got) != k:
+    if not is_collection(got) or len(got) != k:
         raise CheckFailure(f"{name} should return {k} folds (one (train, val) pair per fold), got "
                            f"{short_repr(got)}.", hint="Return a list with one (train, val) pair per fold.")
     folds = []
