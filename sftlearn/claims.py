@@ -48,6 +48,10 @@ class Claims:
         bears it out."""
         if not isinstance(claim, str) or not claim:
             raise ValueError("A claim needs the sentence of the text it checks, as a non-empty str.")
+        if callable(holds):
+            # a function is always truthy: the claim would hold whatever the run showed
+            raise TypeError("check takes whether the claim holds, not a function: write "
+                            "check(acc > 0.5, ...) rather than check(lambda: acc > 0.5, ...).")
         self.checked += 1
         if not bool(holds):
             self.failed.append(claim)

@@ -100,7 +100,7 @@ FP16 = Precision("fp16", torch.float16, True)
 PRECISIONS = {"fp32": FP32, "bf16": BF16, "fp16": FP16}
 
 
-def choose_precision(device: torch.device, requested: str = "auto") -> Precision:
+def choose_precision(device: torch.device | str, requested: str = "auto") -> Precision:
     """Pick the training precision for ``device``.
 
     ``"auto"``: bf16 on a GPU that computes it natively (see ``native_bf16``), else fp16
@@ -108,6 +108,9 @@ def choose_precision(device: torch.device, requested: str = "auto") -> Precision
     mixed precision there is slower or unsupported for training, and the course's small
     models do not need it.
     """
+    device = torch.device(device)  # "cpu" and "cuda:0" too
+    if not isinstance(requested, str):
+        raise TypeError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {requested!r}.")
     requested = requested.lower()
     if requested != "auto":
         if requested not in PRECISIONS:
@@ -173,9 +176,9 @@ def enable_fast_math(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def describe(device: torch.device | None = None) -> str:
+def describe(device: torch.device | str | None = None) -> str:
     """One line saying which device will be used, for printing at the top of a lesson."""
-    device = device or get_device()
+    device = torch.device(device or get_device())  # "cpu" and "cuda:0" too
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         memory_gb = props.total_memory / 2**30

@@ -215,10 +215,17 @@ class GANConfig:
         check_int("GANConfig.steps", self.steps, minimum=0)
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError(f"learning rates must be positive, got lr_g={self.lr_g}, lr_d={self.lr_d}.")
+        betas = self.betas
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                        for b in betas)):
+            raise ValueError(f"GANConfig.betas must be two numbers in [0, 1), Adam's decay rates, "
+                             f"e.g. (0.5, 0.999); got {betas!r}.")
         late = [s for s in self.snapshot_steps if not 0 <= s <= self.steps]
         if late:
             raise ValueError(f"snapshot_steps {late} lie outside 0..steps={self.steps}; "
-                             "remove them or raise steps.")
+                             "remove them or raise steps (the default snapshots end at 1200: "
+                             "pass snapshot_steps for a shorter run).")
 
 
 @dataclass
@@ -321,6 +328,7 @@ def straight_through_sample(logits: torch.Tensor, noise: torch.Tensor, tau: floa
     if not tau > 0:
         raise ValueError(f"tau (the temperature) must be positive, got {tau!r}; use e.g. tau=1.0.")
     y_soft = torch.softmax((logits + noise) / tau, dim=-1)  # (..., V)
-    index = y_soft.argmax(dim=-1)  # (...,) the same as argmax(logits + noise)
+    # (...,) from the noisy logits themselves: float32 softmax can tie two close ones
+    index = (logits + noise).argmax(dim=-1)
     y_hard = F.one_hot(index, logits.shape[-1]).to(y_soft.dtype)  # (..., V)
     return y_hard - y_soft.detach() + y_soft

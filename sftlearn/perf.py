@@ -31,8 +31,9 @@ PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
 ]
 
 
-def peak_flops(device: torch.device, precision: str) -> float | None:
+def peak_flops(device: torch.device | str, precision: str) -> float | None:
     """Peak FLOP/s of ``device`` at ``precision``, or None if the device is not in the table."""
+    device = torch.device(device)  # "cpu" and "cuda:0" too
     if device.type != "cuda":
         return None
     return peak_for_name(torch.cuda.get_device_name(device), precision)

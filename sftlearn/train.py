@@ -605,7 +605,9 @@ class Trainer:
         postfix = {"loss": f"{mean_loss:.3f}", "tok/s": f"{tok_s:,.0f}"}
         if self._peak and hasattr(self.model, "flops_per_token"):
             seq_len = window_token_lengths / max(window_tokens, 1)  # mean, weighted by tokens
-            value = mfu(tok_s, self.model.flops_per_token(seq_len), self._peak)
+            # tok_s counts every process's tokens, so they ran on world_size devices
+            value = mfu(tok_s, self.model.flops_per_token(seq_len),
+                        self._peak * distributed.world_size())
             logs["mfu"] = value
             postfix["mfu"] = f"{100 * value:.1f}%"
         if self.history.val_loss:

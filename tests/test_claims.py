@@ -55,3 +55,7 @@ def test_bad_use_names_the_fix():
         Claims().report()
     with pytest.raises(ValueError, match="sentence of the text"):
         Claims().check(True, "")
+    # a function is always truthy: it would make any claim hold
+    accuracy = 0.3
+    with pytest.raises(TypeError, match=r"not a function: write check\(acc > 0.5, ...\)"):
+        Claims().check(lambda: accuracy > 0.5, "The accuracy is above one half.")

@@ -60,6 +60,13 @@ def test_precision_choice_on_cpu():
         dev.choose_precision(cpu, "fp16")
     with pytest.raises(ValueError, match="Unknown precision"):
         dev.choose_precision(cpu, "fp8")
+    # a device written as a string, as get_device accepts it, works everywhere
+    assert dev.choose_precision("cpu").name == "fp32"
+    assert dev.describe("cpu") == dev.describe(cpu)
+    from sftlearn.perf import peak_flops
+    assert peak_flops("cpu", "bf16") is None
+    with pytest.raises(TypeError, match="precision must be 'auto', 'fp32', 'bf16' or 'fp16', got None"):
+        dev.choose_precision(cpu, None)
 
 
 def test_bf16_autocast_runs_the_model_on_cpu(micro_model):

@@ -24,12 +24,13 @@ from sftlearn import checkpoint as ckpt
 from sftlearn import distributed, zoo
 from sftlearn.config import GPTConfig
 from sftlearn.model import GPT
-from sftlearn.train import TrainConfig, Trainer, default_loss, targets_only_loss
+from sftlearn.train import Callback, TrainConfig, Trainer, default_loss, targets_only_loss
 
 from conftest import VOCAB, cyclic_blocks, stack_collate
 
 PER_RANK = 2  # examples per process per micro-batch
 WORLD = 2
+PEAK = 1e12  # a made-up peak FLOP/s, so the CPU run logs an MFU as a GPU run does
 TOL = 1e-5
 
 
@@ -44,7 +45,7 @@ def masked_data():
 
 
 def run(batch_size, checkpoint_dir=None, progress=False, length_groups=0,
-        loss_fn=default_loss) -> tuple[Trainer, dict]:
+        loss_fn=default_loss, logs=None) -> tuple[Trainer, dict]:
     """4 optimizer steps of 2 accumulated micro-batches; 24 examples / 4 per global
     micro-batch = 6 per epoch, so the run also crosses an epoch boundary. Returns the trainer
     and the gradient that the first optimizer step applied."""
@@ -56,6 +57,14 @@ def run(batch_size, checkpoint_dir=None, progress=False, length_groups=0,
                          device="cpu", seed=0, progress=progress, checkpoint_dir=checkpoint_dir,
                          checkpoint_interval=2, length_groups=length_groups)
     trainer = Trainer(model, train, val, config, collate_fn=stack_collate, loss_fn=loss_fn)
+    if logs is not None:  # record each log entry, MFU included (given a peak, as on a GPU)
+        trainer._peak = PEAK
+
+        class Record(Callback):
+            def on_log(self, trainer, entry):
+                logs.append(entry)
+
+        trainer.callbacks.append(Record())
     first_grads = {}
     original_step = trainer.optimizer.step
 
@@ -79,7 +88,9 @@ def worker(out_dir: Path) -> None:
         return original(*args, **kwargs)
 
     ckpt.save_training_checkpoint = counting_save
-    trainer, grads = run(PER_RANK, checkpoint_dir=str(out_dir / "checkpoints"), progress=True)
+    logs = []
+    trainer, grads = run(PER_RANK, checkpoint_dir=str(out_dir / "checkpoints"), progress=True,
+                         logs=logs)
     grouped, _ = run(PER_RANK, length_groups=2)  # batches shuffled in groups of global batches
     only, _ = run(PER_RANK, loss_fn=targets_only_loss)  # the output layer where targets count
 
@@ -93,6 +104,7 @@ def worker(out_dir: Path) -> None:
                 "grads": grads, "grouped_state": grouped.model.state_dict(),
                 "targets_only_state": only.model.state_dict(),
                 "saves": saves, "world": distributed.world_size(), "device": str(trainer.device),
+                "logs": logs, "flops_per_token": trainer.model.flops_per_token(32),
                 "is_ddp": trainer.parallel_model is not trainer.model,
                 "zoo_stores": stores, "zoo_state": zoo_model.state_dict()},
                out_dir / f"rank{distributed.rank()}.pt")
@@ -180,6 +192,17 @@ def test_the_targets_only_loss_trains_alike_under_torchrun(ddp_run):
     ranks, _, _ = ddp_run
     single, _ = one_process()
     assert_weights_close(ranks[0]["targets_only_state"], single.model.state_dict())
+
+
+def test_mfu_charges_the_tokens_of_every_process_to_every_device(ddp_run):
+    # tokens_per_sec counts the whole job's tokens; one device's peak would overstate MFU
+    # WORLD times (the batches are 32 tokens long, so the attention length is 32)
+    ranks, _, _ = ddp_run
+    logs, flops = ranks[0]["logs"], ranks[0]["flops_per_token"]
+    assert len(logs) == 4
+    for entry in logs:
+        assert entry["mfu"] == pytest.approx(entry["tokens_per_sec"] * flops / (WORLD * PEAK),
+                                             rel=1e-9)
 
 
 def test_only_rank_0_writes_checkpoints_and_shows_progress(ddp_run):

@@ -140,6 +140,9 @@ def test_the_saturating_loss_has_no_gradient_when_the_generator_is_caught():
     (lambda: GANConfig(batch_size=0), ValueError, "batch_size"),
     (lambda: GANConfig(steps=10, snapshot_steps=(0, 50)), ValueError, "outside 0..steps=10"),
     (lambda: GANConfig(lr_g=0.0), ValueError, "learning rates must be positive"),
+    (lambda: GANConfig(betas=(0.5,)), ValueError, "betas must be two numbers in [0, 1)"),
+    (lambda: GANConfig(betas=(0.5, 1.0)), ValueError, "betas must be two numbers"),
+    (lambda: GANConfig(steps=300), ValueError, "pass snapshot_steps for a shorter run"),
 ])
 def test_bad_loss_and_config_arguments_are_explained(call, error, words):
     with pytest.raises(error) as info:
@@ -218,6 +221,13 @@ def test_straight_through_matches_torch_gumbel_softmax_with_hard_true():
     assert torch.equal(got.detach(), reference.detach())
     assert set(got.detach().unique().tolist()) == {0.0, 1.0} and torch.equal(got.detach().sum(-1), torch.ones(4))
     assert torch.allclose(logits.grad, want_grad, atol=1e-6)
+
+
+def test_straight_through_picks_the_argmax_of_the_noisy_logits_even_when_softmax_ties():
+    # logits + noise = [0, 1e-8]: a float32 softmax gives exactly [0.5, 0.5], whose argmax is 0
+    logits, noise = torch.tensor([0.0, 1e-8]), torch.zeros(2)
+    assert torch.equal(torch.softmax(logits + noise, -1), torch.tensor([0.5, 0.5]))
+    assert straight_through_sample(logits, noise).detach().tolist() == [0.0, 1.0]
 
 
 def test_argmax_and_multinomial_pass_no_gradient():

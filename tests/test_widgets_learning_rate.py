@@ -40,9 +40,13 @@ def test_the_verdict_follows_the_steepness():
     # The same rate that is fine on a gentle bowl diverges on a steep one (2/b = 0.08 for b = 25).
     assert lrw.assess(0.3, b=4.0).verdict == "about right"
     assert lrw.assess(0.3, b=25.0).verdict == "diverges"
-    for b in (1.0, 4.0, 10.0, 25.0):
-        verdicts = [lrw.assess(lr, b=b).verdict for lr in lrw.sweep_lrs(b=b)]
-        assert verdicts[1:] == ["about right", "diverges"]
+    # every position of the steepness slider, and a fine grid (two digits rounded 2/19 = 0.105
+    # up to 0.11, past the band, for b near 18)
+    slider = np.arange(lrw.STEEPNESS[0], lrw.STEEPNESS[1] + 1e-9, 0.5)
+    for b in [*slider, *np.arange(13.5, 18.5, 0.01)]:
+        verdicts = [lrw.assess(lr, b=float(b)).verdict for lr in lrw.sweep_lrs(b=float(b))]
+        assert verdicts[1:] == ["about right", "diverges"], b
+    assert lrw.sweep_lrs(b=18.0)[1] == 0.105 and lrw.sweep_lrs(b=10.0)[1] == 0.18
 
 
 def test_diverging_loss_grows_and_converging_loss_falls():

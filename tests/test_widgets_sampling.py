@@ -174,6 +174,8 @@ def test_widget_refuses_settings_its_sliders_cannot_show_and_keeps_n_and_seed(mo
                              ({"top_p": 0.01}, "top_p = 0.01 is outside")):
         with pytest.raises(ValueError, match=message):
             sw.SamplingExplorer(model, tokenizer, "Mia", draw=False, **setting)
+    off = sw.SamplingExplorer(model, tokenizer, "Mia", draw=False, top_k=None, top_p=None)
+    assert off.top_k.value == 0 and off.top_p.value == 1.0  # None means off, as in generate
     monkeypatch.setattr(sw, "headless", lambda: False)  # the live explorer, not the static one
     explorer = sw.sampling_explorer(model, tokenizer, "Mia has a", n=4, seed=7, max_new_tokens=5)
     assert explorer.n_samples == 4 and explorer.seed == 7 and len(explorer.samples) == 4

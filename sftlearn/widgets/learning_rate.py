@@ -187,7 +187,11 @@ def sweep_lrs(a: float = 1.0, b: float = 10.0) -> tuple[float, float, float]:
     For a = 1, b = 10 they are 0.02, 0.18 and 0.21.
     """
     _check_surface(a, b)
-    return float(f"{0.2 / b:.2g}"), float(f"{best_lr(a, b):.2g}"), float(f"{2.1 / b:.2g}")
+    best = float(f"{best_lr(a, b):.2g}")
+    if assess(best, a, b).verdict != "about right":
+        # two digits can round 2/(a + b) past the band (b = 18: 0.105 -> 0.11); keep three
+        best = float(f"{best_lr(a, b):.3g}")
+    return float(f"{0.2 / b:.2g}"), best, float(f"{2.1 / b:.2g}")
 
 
 def sweep_figure(lrs: tuple[float, ...] | None = None, a: float = 1.0, b: float = 10.0,

@@ -218,10 +218,14 @@ class SamplingExplorer(Explorer):
     a summary and ``image`` the bar charts; ``widget`` is the whole panel.
     """
 
-    def __init__(self, model, tokenizer, prompt: str, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, n_samples: int = 3, max_new_tokens: int = 60,
-                 draw: bool = True, seed: int = 0):
+    def __init__(self, model, tokenizer, prompt: str, temperature: float = 1.0,
+                 top_k: int | None = 0, top_p: float | None = 1.0, n_samples: int = 3,
+                 max_new_tokens: int = 60, draw: bool = True, seed: int = 0):
         import ipywidgets as w  # imported here: the package must import without it
+
+        # None means "off" everywhere else (filter_stages, generate); the sliders' off is 0 / 1
+        top_k = 0 if top_k is None else top_k
+        top_p = 1.0 if top_p is None else top_p
 
         self.model, self.tokenizer = model, tokenizer
         self.n_samples, self.max_new_tokens, self.draw = n_samples, max_new_tokens, draw
@@ -324,6 +328,5 @@ def sampling_explorer(model, tokenizer, prompt: str, temperature: float = 2.0, t
         for label, text in rows:
             print(f"{label:<{width}} | {_one_line(text)}")
         return None
-    return SamplingExplorer(model, tokenizer, prompt, temperature=temperature, top_k=top_k or 0,
-                            top_p=1.0 if top_p is None else top_p, n_samples=n, max_new_tokens=max_new_tokens,
-                            seed=seed)
+    return SamplingExplorer(model, tokenizer, prompt, temperature=temperature, top_k=top_k,
+                            top_p=top_p, n_samples=n, max_new_tokens=max_new_tokens, seed=seed)
