@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .datasets import pad_right
-from .model import GPT, IGNORE_INDEX, on_cpu, check_targets
+from .model import GPT, IGNORE_INDEX, check_targets
 from .modes import evaluation_mode
 from .validation import check_int
 
@@ -76,9 +76,7 @@ class _Head(nn.Module):
         return check_targets(
             targets, shape, f"{type(self).__name__} needs {self._targets_hint}", self.num_labels,
             "label", f"Map the labels to 0..{top} or build the head with more classes "
-            f"(num_labels={self.num_labels}).",
-            # a GPU sync in training, so checked there only at evaluation
-            read_values=on_cpu(targets) or not self.training)
+            f"(num_labels={self.num_labels}).", training=self.training)
 
     @torch.no_grad()
     def predict(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):

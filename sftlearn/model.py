@@ -24,14 +24,14 @@ IGNORE_INDEX = -100  # targets with this value contribute nothing to the loss
 
 
 def check_targets(targets: object, shape: tuple[int, ...], hint: str, num_classes: int,
-                  what: str, fix: str, read_values: bool = True) -> torch.Tensor:
+                  what: str, fix: str, training: bool = False) -> torch.Tensor:
     """``targets`` as int64 class ids, after checking it is an integer tensor of ``shape``
     (``hint`` says what the targets are) whose values are in 0..num_classes-1 or IGNORE_INDEX.
     int32 ids are accepted, as for the inputs. ``what`` names a value ("target id", "label")
     and ``fix`` ends the message for one out of range.
 
-    Reading the values costs a GPU sync, so (as GPT.check_input_ids does) callers pass
-    ``read_values=False`` on a GPU in training; compiled graphs never read them."""
+    Reading the values costs a GPU sync, so (as GPT.check_input_ids does) they are read on
+    the CPU, and on a GPU only outside ``training``; compiled graphs never read them."""
     if not isinstance(targets, torch.Tensor) or targets.is_floating_point() \
             or targets.is_complex() or targets.dtype == torch.bool:
         got = f"dtype {targets.dtype}" if isinstance(targets, torch.Tensor) else type(targets).__name__
@@ -41,6 +41,7 @@ def check_targets(targets: object, shape: tuple[int, ...], hint: str, num_classe
         )
     if tuple(targets.shape) != shape:
         raise ValueError(f"expected targets of shape {shape}, got {tuple(targets.shape)}: {hint}")
+    read_values = on_cpu(targets) or not training
     if read_values and targets.numel() and not torch.compiler.is_compiling():
         bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= num_classes))
         if bool(bad.any()):
@@ -61,10 +62,9 @@ def check_mask_type(attention_mask: object) -> None:
         )
 
 
-def on_cpu(tensor: object) -> bool:
-    """Is ``tensor`` on the CPU, where reading its values costs no sync? (True for a
-    non-tensor, which the checks then refuse.)"""
-    return not isinstance(tensor, torch.Tensor) or tensor.device.type == "cpu"
+def on_cpu(tensor: torch.Tensor) -> bool:
+    """Is ``tensor`` on the CPU, where reading its values costs no sync?"""
+    return tensor.device.type == "cpu"
 
 
 class MLP(nn.Module):
@@ -185,7 +185,7 @@ class GPT(nn.Module):
         # so the GPU training loop skips it, and so does torch.compile (it would split the graph).
         if torch.compiler.is_compiling():
             return
-        if input_ids.numel() and (input_ids.device.type == "cpu" or not self.training):
+        if input_ids.numel() and (on_cpu(input_ids) or not self.training):
             low, high = int(input_ids.min()), int(input_ids.max())
             if low < 0 or high >= self.config.vocab_size:
                 bad = low if low < 0 else high
@@ -213,7 +213,7 @@ class GPT(nn.Module):
                 targets, tuple(input_ids.shape), "targets[:, t] is the token after input_ids[:, t].",
                 self.config.vocab_size, "target id",
                 "Encode the targets with the model's own tokenizer, and mark skipped positions "
-                "with IGNORE_INDEX.", read_values=on_cpu(targets) or not self.training)
+                "with IGNORE_INDEX.", training=self.training)
         if targets_only:
             keep = targets != IGNORE_INDEX  # (B, T); on a GPU, indexing with it waits for the GPU
             logits = self.lm_head(hidden[keep])  # (N, V): only where the loss looks
