@@ -24,7 +24,7 @@ Using it on a model (parameter names follow GPT-2, as in ``sftlearn.model``)::
     names = attach_lora(model, LoRAConfig(r=8, alpha=16, target_modules=["c_attn"]))
     print(parameter_report(model))      # only the adapters are trainable now
     ... train ...
-    save_adapter(model, "adapter/")     # a few kB: just A and B of each layer
+    save_adapter(model, "adapter/")     # a few kB: A and B of each layer (and any head trained)
     merge_lora(model)                   # fold the update into W for fast inference
 
 ``target_modules`` follows Hugging Face PEFT: a *list* of names matches every module whose
@@ -61,6 +61,7 @@ __all__ = [
     "unmerge_lora",
     "unload_lora",
     "lora_state_dict",
+    "trained_state_dict",
     "save_adapter",
     "load_adapter",
     "parameter_report",
@@ -382,12 +383,28 @@ def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def trained_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable parameters that are not adapters: a task head, embeddings trained beside
+    the adapters (``freeze_all_but(model, head=True)``). Hugging Face PEFT calls the modules
+    they belong to ``modules_to_save``. Tied weights appear once, under their first name."""
+    return {name: p.detach().cpu().contiguous() for name, p in model.named_parameters()
+            if p.requires_grad and not name.endswith((".lora_A", ".lora_B"))}
+
+
 def save_adapter(model: nn.Module, path: str | Path) -> Path:
-    """Save only the adapters into the folder ``path``: a safetensors file of A and B
-    matrices and a small JSON with each layer's rank, alpha and shape."""
+    """Save what training changed into the folder ``path``: a safetensors file of the A and B
+    matrices, plus every other parameter left trainable (a task head, trained embeddings),
+    and a small JSON with each layer's rank, alpha and shape. The frozen base is not saved:
+    ``load_adapter`` puts the adapter back on a copy of the same base model."""
     path = Path(path)
     tensors = lora_state_dict(model)
+    trained = trained_state_dict(model)
     layers = lora_layers(model)
+    merged = [n for n, l in layers.items() if l.merged and l.weight.requires_grad]
+    if merged:
+        # such a weight holds the adapter's update as well: loading would apply it twice
+        raise ValueError(f"{merged[0]} is merged and its weight is trainable, so its saved "
+                         f"weight would hold the update twice. Call unmerge_lora(model) first.")
     meta = {
         "format": ADAPTER_FORMAT,
         "target_modules": sorted(layers),
@@ -396,8 +413,9 @@ def save_adapter(model: nn.Module, path: str | Path) -> Path:
                    "in_features": l.in_features, "out_features": l.out_features}
             for name, l in layers.items()
         },
+        "trained": {name: list(t.shape) for name, t in trained.items()},
     }
-    meta["weights_digest"] = write_tensors(tensors, path / ADAPTER_FILE)
+    meta["weights_digest"] = write_tensors({**tensors, **trained}, path / ADAPTER_FILE)
     write_json(path / ADAPTER_CONFIG_FILE, meta)  # last, vouching for the tensors (see checkpoint)
     return path
 
@@ -406,18 +424,21 @@ def load_adapter(model: nn.Module, path: str | Path) -> list[str]:
     """Load an adapter saved by ``save_adapter`` into ``model``.
 
     A model without LoRA layers gets them attached first (only the saved layers, with the
-    saved rank and alpha). A model that already has LoRA layers must have exactly the saved
-    ones, with the same ranks. Shapes must match. Returns the adapted module names.
+    saved rank and alpha), and the parameters trained beside them (a head, embeddings) are
+    trainable again, as they were when saved. A model that already has LoRA layers must have
+    exactly the saved ones, with the same ranks. Shapes must match. Returns the adapted
+    module names.
     """
     path = Path(path)
     meta = _read_adapter_config(path)
     saved = meta["layers"]
-    _check_adapter_fits(model, saved, path)
+    trained = meta.get("trained", {})  # adapters saved before trained parameters were kept
+    _check_adapter_fits(model, saved, trained, path)
     # Read and check the tensors before touching the model: a refused load changes nothing.
     tensors = read_tensors(path / ADAPTER_FILE, "adapter",
                            "Save the adapter again with sftlearn.lora.save_adapter.",
                            meta.get("weights_digest"), path / ADAPTER_CONFIG_FILE)
-    expected = {f"{n}.lora_{ab}" for n in saved for ab in "AB"}
+    expected = {f"{n}.lora_{ab}" for n in saved for ab in "AB"} | set(trained)
     if set(tensors) != expected:
         raise ValueError(
             f"{path / ADAPTER_FILE} does not hold the tensors its {ADAPTER_CONFIG_FILE} lists "
@@ -427,6 +448,7 @@ def load_adapter(model: nn.Module, path: str | Path) -> list[str]:
     wrong = [f"{n}.lora_{ab}" for n, s in saved.items() for ab, shape in
              (("A", (s["r"], s["in_features"])), ("B", (s["out_features"], s["r"])))
              if tuple(tensors[f"{n}.lora_{ab}"].shape) != shape]
+    wrong += [n for n, shape in trained.items() if list(tensors[n].shape) != shape]
     if wrong:
         raise ValueError(f"{path / ADAPTER_FILE} has tensors whose shapes disagree with its "
                          f"{ADAPTER_CONFIG_FILE} ({wrong[:3]}). Save the adapter again.")
@@ -434,11 +456,15 @@ def load_adapter(model: nn.Module, path: str | Path) -> list[str]:
         for p in model.parameters():
             p.requires_grad_(False)
         _wrap(model, {n: (s["r"], s["alpha"], s["dropout"]) for n, s in saved.items()})
+        for name in trained:
+            model.get_parameter(name).requires_grad_(True)
     layers = lora_layers(model)
     with torch.no_grad():
         for name, layer in layers.items():
             layer.lora_A.copy_(tensors[f"{name}.lora_A"])
             layer.lora_B.copy_(tensors[f"{name}.lora_B"])
+        for name in trained:
+            model.get_parameter(name).copy_(tensors[name])
     return sorted(layers)
 
 
@@ -447,9 +473,10 @@ def _read_adapter_config(path: Path) -> dict:
                             "sftlearn.lora.save_adapter(model, path)")
 
 
-def _check_adapter_fits(model: nn.Module, saved: dict, path: Path) -> None:
+def _check_adapter_fits(model: nn.Module, saved: dict, trained: dict, path: Path) -> None:
     """Raise one readable error listing every way the saved adapter does not fit ``model``."""
     modules = dict(model.named_modules())
+    parameters = dict(model.named_parameters())
     current = lora_layers(model)
     problems = []
     if current and set(current) != set(saved):
@@ -476,6 +503,13 @@ def _check_adapter_fits(model: nn.Module, saved: dict, path: Path) -> None:
                             f"adapter")
         elif isinstance(module, LoRALinear) and module.merged:
             problems.append(f"{name} is merged; call unmerge_lora(model) before loading")
+    for name, shape in trained.items():
+        if name not in parameters:
+            problems.append(f"the adapter holds a trained {name}, which this model does not "
+                            f"have")
+        elif list(parameters[name].shape) != shape:
+            problems.append(f"{name} is {list(parameters[name].shape)} here but {shape} in the "
+                            f"adapter")
     if problems:
         raise ValueError(
             f"The adapter in {path} does not fit this model: {'; '.join(problems[:4])}. Load it "

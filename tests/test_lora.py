@@ -12,7 +12,7 @@ from torch import nn
 
 from sftlearn.checkpoint import load_model, load_weights, save_model, save_weights
 from sftlearn.config import GPTConfig
-from sftlearn.freeze import parameter_report
+from sftlearn.freeze import freeze_all_but, parameter_report
 from sftlearn.lora import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_FILE,
@@ -24,9 +24,11 @@ from sftlearn.lora import (
     lora_state_dict,
     merge_lora,
     save_adapter,
+    trained_state_dict,
     unload_lora,
     unmerge_lora,
 )
+from sftlearn.heads import SequenceClassifier, TokenClassifier
 from sftlearn.model import GPT
 from sftlearn.train import TrainConfig, Trainer
 
@@ -540,6 +542,96 @@ def test_an_adapter_saved_without_a_digest_still_loads(tmp_path):
     x = torch.randint(0, VOCAB, (2, 7))
     with torch.no_grad():
         assert torch.equal(fresh(x)[0], model(x)[0])
+
+
+def trained_beside_the_adapters(model, seed=2):
+    """LoRA plus the model's output layer trainable (a head, or a GPT's tied embeddings), with
+    values that differ from the base model's, as after training."""
+    attach_lora(model, r=4, alpha=8, target_modules=["c_attn"])
+    freeze_all_but(model, head=True)
+    randomise_b(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
+def test_embeddings_trained_beside_the_adapters_are_saved_with_them(tmp_path):
+    # "LoRA + embeddings" (chapter 10): the embedding matrix is trained too, and an adapter
+    # without it would load into the base model as another model, silently.
+    model = trained_beside_the_adapters(micro_gpt())
+    save_adapter(model, tmp_path)
+    meta = json.loads((tmp_path / ADAPTER_CONFIG_FILE).read_text())
+    wte = model.transformer.wte.weight
+    assert meta["trained"] == {"transformer.wte.weight": list(wte.shape)}  # tied: stored once
+    assert set(trained_state_dict(model)) == {"transformer.wte.weight"}
+    fresh = micro_gpt()
+    assert not torch.equal(fresh.transformer.wte.weight, wte)
+    load_adapter(fresh, tmp_path)
+    assert torch.equal(fresh.transformer.wte.weight, wte)
+    assert fresh.lm_head.weight is fresh.transformer.wte.weight  # still tied
+    with torch.no_grad():
+        assert torch.equal(fresh(ids())[0], model(ids())[0])
+    # trainable as when it was saved, so that training can go on where it stopped
+    assert {n for n, p in fresh.named_parameters() if p.requires_grad} == {
+        n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_a_task_head_trained_beside_the_adapters_is_saved_with_them(tmp_path):
+    body = micro_gpt()
+    model = trained_beside_the_adapters(SequenceClassifier(body, num_labels=3))
+    save_adapter(model, tmp_path)
+    assert set(json.loads((tmp_path / ADAPTER_CONFIG_FILE).read_text())["trained"]) == {
+        "score.weight", "score.bias"}
+    torch.manual_seed(7)  # another random head until the file is loaded
+    fresh = SequenceClassifier(micro_gpt(), num_labels=3)
+    load_adapter(fresh, tmp_path)
+    with torch.no_grad():
+        assert torch.equal(fresh(ids())[0], model(ids())[0])
+    # a head of another size, or a model without the head, is refused and left alone
+    for other, words in ((SequenceClassifier(micro_gpt(), num_labels=2),
+                          r"score.weight is \[2, 64\] here but \[3, 64\] in the adapter"),
+                         (TokenClassifier(micro_gpt(), num_labels=3), None)):
+        before = copy.deepcopy(other.state_dict())
+        if words is None:  # the same names and shapes: a token head takes a sequence head's file
+            load_adapter(other, tmp_path)
+            continue
+        with pytest.raises(ValueError, match=words):
+            load_adapter(other, tmp_path)
+        assert lora_layers(other) == {}
+        assert all(torch.equal(t, before[n]) for n, t in other.state_dict().items())
+    with pytest.raises(ValueError, match="holds a trained score.weight, which this model does not have"):
+        load_adapter(micro_gpt(), tmp_path)
+
+
+def test_an_adapter_whose_layer_is_merged_and_trainable_is_not_saved(tmp_path):
+    model = micro_gpt()
+    attach_lora(model, r=4, alpha=8, target_modules=["c_attn"])
+    layer = lora_layers(model)["transformer.h.0.attn.c_attn"]
+    layer.weight.requires_grad_(True)
+    merge_lora(model)
+    with pytest.raises(ValueError, match="merged and its weight is trainable.*unmerge_lora"):
+        save_adapter(model, tmp_path)
+    unmerge_lora(model)
+    save_adapter(model, tmp_path)  # unmerged, the weight is saved without the update
+    assert "transformer.h.0.attn.c_attn.weight" in json.loads(
+        (tmp_path / ADAPTER_CONFIG_FILE).read_text())["trained"]
+
+
+def test_an_adapter_saved_before_trained_parameters_were_kept_still_loads(tmp_path):
+    model = micro_gpt()
+    attach_lora(model, r=4, alpha=8)
+    randomise_b(model)
+    save_adapter(model, tmp_path)
+    meta = json.loads((tmp_path / ADAPTER_CONFIG_FILE).read_text())
+    assert meta.pop("trained") == {}  # adapters alone: nothing else was trainable
+    (tmp_path / ADAPTER_CONFIG_FILE).write_text(json.dumps(meta))
+    fresh = micro_gpt()
+    load_adapter(fresh, tmp_path)
+    with torch.no_grad():
+        assert torch.equal(fresh(ids())[0], model(ids())[0])
 
 
 def test_a_merged_lora_model_is_not_saved_whole_and_loading_a_lora_model_says_why(tmp_path):
