@@ -295,7 +295,9 @@ def read_config(path: str | Path) -> GPTConfig:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """Rebuild a GPT (with its task head, if it was saved with one) from a folder written by
-    ``save_model``."""
+    ``save_model``. The model comes back in evaluation mode (dropout off), as Hugging Face's
+    ``from_pretrained`` returns one: ready to generate. The Trainer switches it to training
+    mode itself; a training loop of your own calls ``model.train()`` first."""
     from .heads import build_head
     from .model import GPT
 
@@ -304,7 +306,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     if "head" in data:
         model = build_head(model, data["head"])
     load_weights(model, Path(path) / MODEL_FILE, data.get("weights_digest"))
-    return model.to(device)
+    return model.to(device).eval()
 
 
 def load_tokenizer_from(path: str | Path):

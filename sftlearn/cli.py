@@ -49,7 +49,7 @@ def _load(model_arg: str, device: str | None = None, progress: bool = True):
     tokenizer = load_tokenizer_from(path)
     if tokenizer is None:
         raise SystemExit(f"error: {path} has no tokenizer.json; save the model with its tokenizer.")
-    model = load_model(path, device).eval()
+    model = load_model(path, device)
     if not isinstance(model, GPT):  # a task head (chapter 11) labels text but cannot write any
         raise SystemExit(
             f"error: {path} holds a {type(model).__name__}, a GPT with a task head: it labels "

@@ -203,7 +203,8 @@ def _check_exportable(model: GPT) -> None:
 
 # ------------------------------------------------------------------------------ import
 def from_transformers(path: str | Path, device: str | torch.device = "cpu") -> GPT:
-    """Load a GPT-2 folder (written by ``to_transformers`` or by ``save_pretrained``)."""
+    """Load a GPT-2 folder (written by ``to_transformers`` or by ``save_pretrained``), in
+    evaluation mode like ``load_model`` (and like ``from_pretrained``)."""
     path = Path(path)
     config_file, weights_file = path / CONFIG_FILE, path / MODEL_FILE
     for file in (config_file, weights_file):
@@ -220,7 +221,7 @@ def from_transformers(path: str | Path, device: str | torch.device = "cpu") -> G
     state = _our_state_dict(tensors, config)
     model = GPT(config)
     model.load_state_dict(state, strict=False)  # strict=False only for the tied lm_head
-    return model.to(device)
+    return model.to(device).eval()
 
 
 def config_from_gpt2(hf: dict, tensors: dict[str, torch.Tensor] | None = None) -> GPTConfig:

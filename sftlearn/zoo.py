@@ -163,8 +163,7 @@ def base_model(name: str = "tiny-base", rebuild: bool = False, progress: bool = 
     """The pretrained model ``name`` and its tokenizer, trained on first use and then cached."""
     path = cached_path(name)
     if path.exists() and not rebuild:
-        model = load_model(path, device or "cpu")
-        return model.eval(), load_tokenizer_from(path)
+        return load_model(path, device or "cpu"), load_tokenizer_from(path)
     if progress:
         print(f"Building {name!r} (first use; it is cached in {path.parent} afterwards)...")
     model, tokenizer, trainer = pretrain(name, progress=progress, device=device)

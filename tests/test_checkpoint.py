@@ -21,6 +21,7 @@ def test_save_and_load_model_round_trip(tmp_path, micro_model):
     ckpt.save_model(micro_model, tmp_path / "m")
     assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]
     loaded = ckpt.load_model(tmp_path / "m")
+    assert not any(m.training for m in loaded.modules())  # evaluation mode, as from_pretrained
     assert loaded.config == micro_model.config
     assert loaded.lm_head.weight is loaded.transformer.wte.weight  # tie survives the trip
     x = torch.randint(0, VOCAB, (2, 9))

@@ -120,6 +120,7 @@ def test_round_trip_is_exact_and_keeps_the_tokenizer(tmp_path):
     tokenizer = CharTokenizer("abcdefgh ")
     to_transformers(model, tokenizer, tmp_path)
     again = from_transformers(tmp_path)
+    assert not any(m.training for m in again.modules())  # evaluation mode, as from_pretrained
     assert again.config == model.config  # attention="math" came back through the hint
     ours, back = model.state_dict(), again.state_dict()
     assert ours.keys() == back.keys()
