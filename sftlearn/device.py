@@ -43,15 +43,25 @@ def available_devices() -> list[str]:
     return kinds
 
 
-def get_device(name: str | torch.device | None = None) -> torch.device:
+def get_device(name: str | int | torch.device | None = None) -> torch.device:
     """Return the device to run on.
 
     Order of precedence: the ``name`` argument, then the ``SFTLEARN_DEVICE`` environment
-    variable, then the best available device (cuda → mps → cpu). Asking for a device that
-    this machine does not have raises a ``ValueError`` that says what is available.
+    variable, then the best available device (cuda → mps → cpu). A number names a CUDA GPU
+    (``0`` is ``"cuda:0"``, as ``model.to(0)`` means on a CUDA machine). Asking for a device
+    that this machine does not have raises a ``ValueError`` that says what is available.
     """
     if isinstance(name, torch.device):
         name = str(name)
+    elif isinstance(name, int) and not isinstance(name, bool):
+        if name < 0:
+            raise ValueError(f"A GPU number counts from 0, got {name}.")
+        name = f"cuda:{name}"
+    elif name is not None and not isinstance(name, str):
+        raise TypeError(
+            f"A device is a name such as 'cpu', 'cuda', 'cuda:1' or 'auto', a GPU number or a "
+            f"torch.device, got {type(name).__name__} {name!r}."
+        )
     requested = name or os.environ.get(ENV_DEVICE) or ""
     requested = requested.strip().lower()
     if not requested or requested == "auto":

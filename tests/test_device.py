@@ -45,6 +45,32 @@ def test_cuda_numbers_are_checked_against_the_gpus_there_are(monkeypatch):
         dev.get_device("cuda:1")
 
 
+def test_a_number_names_a_cuda_gpu(monkeypatch):
+    # get_device(0) used to mean "auto" (0 is falsy) and get_device(1) crashed on .strip().
+    monkeypatch.setattr(dev, "available_devices", lambda: ["cuda", "cpu"])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert dev.get_device(0) == torch.device("cuda:0")
+    assert dev.get_device(1) == torch.device("cuda:1")
+    with pytest.raises(ValueError, match="'cuda:2' does not exist: this machine has 2 CUDA device"):
+        dev.get_device(2)
+    with pytest.raises(ValueError, match="counts from 0, got -1"):
+        dev.get_device(-1)
+
+
+@pytest.mark.parametrize("name", [True, 1.0, ["cpu"], b"cpu"])
+def test_a_device_of_another_type_is_refused(name):
+    with pytest.raises(TypeError, match="A device is a name such as 'cpu'"):
+        dev.get_device(name)
+
+
+@pytest.mark.skipif(not hasattr(torch, "cuda") or torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_number_without_a_gpu_names_what_is_available(monkeypatch):
+    monkeypatch.delenv(dev.ENV_DEVICE, raising=False)
+    monkeypatch.setattr(dev, "available_devices", lambda: ["cpu"])
+    with pytest.raises(ValueError, match="'cuda:0' was requested \\(by the argument\\).*available: cpu"):
+        dev.get_device(0)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_unavailable_device_names_what_is_available(monkeypatch):
     monkeypatch.setenv(dev.ENV_DEVICE, "cuda")
