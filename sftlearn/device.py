@@ -186,9 +186,9 @@ def enable_fast_math(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def describe(device: torch.device | str | None = None) -> str:
+def describe(device: torch.device | str | int | None = None) -> str:
     """One line saying which device will be used, for printing at the top of a lesson."""
-    device = torch.device(device or get_device())  # "cpu" and "cuda:0" too
+    device = get_device(device)  # a name, a GPU number or a torch.device; None picks the best
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         memory_gb = props.total_memory / 2**30

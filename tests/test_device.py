@@ -189,3 +189,11 @@ def test_mfu_arithmetic_and_unknown_devices():
 
 def test_describe_mentions_the_device():
     assert dev.describe(torch.device("cpu")).startswith("cpu (")
+
+
+def test_describe_reads_the_device_as_get_device_does(monkeypatch):
+    monkeypatch.setattr(dev, "available_devices", lambda: ["cpu"])
+    with pytest.raises(ValueError, match="'cuda:0' was requested.*available: cpu"):
+        dev.describe(0)  # GPU 0, not "pick the best" (0 is falsy)
+    with pytest.raises(ValueError, match="Unknown device 'tpu'"):
+        dev.describe("tpu")
