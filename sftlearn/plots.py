@@ -77,15 +77,18 @@ def _font_for(texts: Sequence[str]) -> dict[str, Any]:
 
 
 def token_label(token: str) -> str:
-    """A label you can see: a space becomes ``␣``, a line break ``⏎``, a tab ``⇥``.
+    """A label you can see: a space becomes ``␣``, a line break ``⏎``, a tab ``⇥``. Spaces
+    inside a word's token stay spaces (" the" reads well); a token of spaces alone shows each.
 
-    >>> [token_label(t) for t in ["a", " ", "\\n", "the"]]
-    ['a', '␣', '⏎', 'the']
+    >>> [token_label(t) for t in ["a", " ", "\\n", "the", "   "]]
+    ['a', '␣', '⏎', 'the', '␣␣␣']
     """
     if not isinstance(token, str):
         token = str(token)
     if token in VISIBLE:
         return VISIBLE[token]
+    if token.isspace():  # e.g. BPE's "   ": would otherwise be an empty-looking label
+        return "".join(VISIBLE.get(c, c) for c in token)
     return token.replace("\n", "⏎").replace("\t", "⇥")
 
 

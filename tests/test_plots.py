@@ -17,8 +17,8 @@ def close_figures():
 
 
 def test_token_labels_make_whitespace_visible():
-    assert [plots.token_label(t) for t in ["a", " ", "\n", "\t", "", "ab\ncd", 7]] == [
-        "a", "␣", "⏎", "⇥", "∅", "ab⏎cd", "7"]
+    assert [plots.token_label(t) for t in ["a", " ", "\n", "\t", "", "ab\ncd", 7, "  ", " \n\t", " the"]] == [
+        "a", "␣", "⏎", "⇥", "∅", "ab⏎cd", "7", "␣␣", "␣⏎⇥", " the"]
 
 
 def test_heatmap_draws_the_matrix_with_labels_and_values():
