@@ -43,7 +43,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import GPTConfig
-from .files import atomic_write, atomic_write_dir
+from .files import atomic_write, atomic_write_dir, output_folder
 from .validation import check_int
 
 MODEL_FILE = "model.safetensors"
@@ -236,7 +236,7 @@ def save_model(model, path: str | Path, tokenizer=None) -> Path:
 
     check_tokenizer_fits(model.config, tokenizer)
     _check_savable(model)  # before the folder is made: a refused save writes nothing
-    path = Path(path)
+    path = output_folder(path, "Give save_model a folder to save into.")
     path.mkdir(parents=True, exist_ok=True)
     digest = save_weights(model, path / MODEL_FILE)
     store_tokenizer(path / TOKENIZER_FILE, tokenizer)

@@ -42,17 +42,17 @@ def _load(model_arg: str, device: str | None = None, progress: bool = True):
         return base_model(model_arg, device=device, progress=progress)
     path = Path(model_arg)
     if not path.is_dir():
-        raise SystemExit(
-            f"error: {model_arg!r} is neither a saved model folder nor a zoo model "
+        raise ValueError(
+            f"{model_arg!r} is neither a saved model folder nor a zoo model "
             f"({', '.join(RECIPES)})."
         )
     tokenizer = load_tokenizer_from(path)
     if tokenizer is None:
-        raise SystemExit(f"error: {path} has no tokenizer.json; save the model with its tokenizer.")
+        raise ValueError(f"{path} has no tokenizer.json; save the model with its tokenizer.")
     model = load_model(path, device)
     if not isinstance(model, GPT):  # a task head (chapter 11) labels text but cannot write any
-        raise SystemExit(
-            f"error: {path} holds a {type(model).__name__}, a GPT with a task head: it labels "
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, a GPT with a task head: it labels "
             f"text but does not write it. Give a language model (saved from a GPT without a "
             f"head) or a zoo model ({', '.join(RECIPES)})."
         )
@@ -105,8 +105,10 @@ def _cmd_demo(args) -> int:
 
 def _cmd_pretrain(args) -> int:
     from .checkpoint import save_model
+    from .files import output_folder
     from .zoo import pretrain
 
+    output_folder(args.out, "Give --out a folder to save the model into.")  # before training
     overrides = {"max_steps": args.steps} if args.steps is not None else {}
     model, tokenizer, trainer = pretrain(args.model, progress=not args.quiet,
                                          device=args.device, **overrides)
@@ -121,9 +123,11 @@ def _cmd_pretrain(args) -> int:
 def _cmd_sft(args) -> int:
     from . import data
     from .checkpoint import save_model
+    from .files import output_folder
     from .sft import evaluate_tasks, finetune
 
     config = _finetune_config(args)  # first: a bad option fails before any model is loaded
+    output_folder(args.out, "Give --out a folder to save the model into.")
     model, tokenizer = _load(args.base, args.device, progress=not args.quiet)
     train = data.sft_examples("train", n_per_family=args.train_per_family)
     val = data.sft_examples("val", n_per_family=20)
@@ -262,11 +266,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _for_the_user(error: Exception) -> bool:
+    """Whether ``error`` carries a message written for the user (a bad option, a missing file,
+    a run that diverged and says how to fix it), so that its line is enough: no traceback."""
+    if isinstance(error, (ValueError, TypeError, OSError)):
+        return True
+    train = sys.modules.get("sftlearn.train")  # imported by any command that trains
+    return train is not None and isinstance(error, train.NonFiniteLossError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except Exception as error:
+        if not _for_the_user(error):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

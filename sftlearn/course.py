@@ -60,7 +60,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from .files import atomic_write
+from .files import atomic_write, output_folder
 
 SOLUTION_STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
 ANSWER_STUB = "*Your answer here.*"
@@ -277,6 +277,7 @@ def build_exercises(src_dir: str | Path = "solutions", dst_dir: str | Path = "ex
     if src.resolve() == dst.resolve():
         raise ValueError(f"source and destination are the same folder ({str(src)!r}); "
                          "that would overwrite the solutions. Use e.g. solutions/ -> exercises/.")
+    output_folder(dst, "Give build_exercises a folder for the exercise notebooks.")
     texts = {dst / path.name: exercise_text(path) for path in _solution_notebooks(src)}
     dst.mkdir(parents=True, exist_ok=True)
     for target, text in texts.items():

@@ -49,7 +49,7 @@ from safetensors.torch import load_file, save_file
 
 from .checkpoint import (CONFIG_FILE, MODEL_FILE, check_tied, check_tokenizer_fits, read_json,
                          store_tokenizer, write_json)
-from .files import atomic_write
+from .files import atomic_write, output_folder
 from .config import GPTConfig
 from .model import GPT
 
@@ -73,9 +73,7 @@ def to_transformers(model: GPT, tokenizer, path: str | Path) -> Path:
     _check_is_gpt(model)
     _check_exportable(model)
     check_tokenizer_fits(model.config, tokenizer)
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{path} is a file; give to_transformers a folder to write into.")
+    path = output_folder(path, "Give to_transformers a folder to write into.")
     path.mkdir(parents=True, exist_ok=True)
 
     tensors = _gpt2_tensors(model)

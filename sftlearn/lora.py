@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import read_format_json, read_tensors, write_json, write_tensors
+from .files import output_folder
 from .freeze import parameter_report
 from .validation import check_int
 
@@ -396,7 +397,7 @@ def save_adapter(model: nn.Module, path: str | Path) -> Path:
     matrices, plus every other parameter left trainable (a task head, trained embeddings),
     and a small JSON with each layer's rank, alpha and shape. The frozen base is not saved:
     ``load_adapter`` puts the adapter back on a copy of the same base model."""
-    path = Path(path)
+    path = output_folder(path, "Give save_adapter a folder to save into.")
     tensors = lora_state_dict(model)
     trained = trained_state_dict(model)
     layers = lora_layers(model)

@@ -76,26 +76,62 @@ def test_chat_interactive_session_ends_on_empty_line(saved_model, monkeypatch, c
     assert capsys.readouterr().out.count("model> ") == 1
 
 
-def test_unknown_model_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="neither a saved model folder nor a zoo model"):
-        cli.main(["chat", str(tmp_path / "nowhere"), "--prompt", "hi"])
+def test_unknown_model_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["chat", str(tmp_path / "nowhere"), "--prompt", "hi"]) == 2  # as every bad argument
+    assert re.search("error: .* is neither a saved model folder nor a zoo model", capsys.readouterr().err)
 
 
-def test_folder_without_tokenizer_is_a_clear_error(tmp_path, micro_model):
+def test_folder_without_tokenizer_is_a_clear_error(tmp_path, micro_model, capsys):
     save_model(micro_model, tmp_path / "m")
-    with pytest.raises(SystemExit, match="no tokenizer.json"):
-        cli.main(["chat", str(tmp_path / "m"), "--prompt", "hi"])
+    assert cli.main(["chat", str(tmp_path / "m"), "--prompt", "hi"]) == 2
+    assert "no tokenizer.json" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["chat", "{}", "--prompt", "hi"], ["demo", "--model", "{}"],
                                      ["sft", "--base", "{}", "--out", "unused"]])
-def test_a_folder_holding_a_classifier_is_a_clear_error(tmp_path, micro_model, command):
+def test_a_folder_holding_a_classifier_is_a_clear_error(tmp_path, micro_model, command, capsys):
     from sftlearn.heads import SequenceClassifier
     from sftlearn.tokenizer import CharTokenizer
 
     save_model(SequenceClassifier(micro_model, num_labels=2), tmp_path / "m", CharTokenizer("abc"))
-    with pytest.raises(SystemExit, match="holds a SequenceClassifier, a GPT with a task head"):
-        cli.main([arg.format(tmp_path / "m") for arg in command])
+    assert cli.main([arg.format(tmp_path / "m") for arg in command]) == 2
+    assert "holds a SequenceClassifier, a GPT with a task head" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["pretrain", "--model", "micro-base", "--steps", "2"],
+                                     ["sft", "--base", "micro-base", "--steps", "2"]])
+def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, command, capsys, monkeypatch):
+    # It used to fail after training, in save_model, with a FileExistsError traceback.
+    from sftlearn import sft, zoo
+
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr(zoo, "pretrain", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(sft, "finetune", lambda *a, **k: pytest.fail("trained"))
+    (tmp_path / "a-file").write_text("mine")
+    assert cli.main([*command, "--out", str(tmp_path / "a-file")]) == 2
+    assert "a-file is a file, not a folder. Give --out a folder" in capsys.readouterr().err
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_a_run_that_diverges_is_reported_without_a_traceback(tmp_path, monkeypatch, capsys):
+    from sftlearn import sft
+    from sftlearn.tokenizer import CharTokenizer
+    from sftlearn.train import NonFiniteLossError
+
+    tokenizer = CharTokenizer.from_world()
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: (
+        GPT(GPTConfig.preset("micro", vocab_size=tokenizer.vocab_size)), tokenizer))
+
+    def diverge(*a, **k):
+        raise NonFiniteLossError("The loss became nan at step 3. Try a 3-10x lower learning rate.")
+
+    monkeypatch.setattr(sft, "finetune", diverge)
+    assert cli.main(["sft", "--out", str(tmp_path / "out"), "--lr", "1e6"]) == 2
+    assert "error: The loss became nan at step 3. Try a 3-10x lower" in capsys.readouterr().err
+    # anything else is a bug: it keeps its traceback
+    monkeypatch.setattr(sft, "finetune", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["sft", "--out", str(tmp_path / "out")])
 
 
 def test_bad_device_is_reported_without_a_traceback(saved_model, capsys):
@@ -149,6 +185,9 @@ def test_build_exercises_writes_and_checks(tmp_path, capsys):
     (dst / "00_welcome.ipynb").write_text((dst / "00_welcome.ipynb").read_text() + " ")  # edited by hand
     assert cli.main(["build-exercises", "--check", "--src", str(src), "--dst", str(dst)]) == 1
     assert "00_welcome.ipynb" in capsys.readouterr().out
+    (tmp_path / "a-file").write_text("mine")
+    assert cli.main(["build-exercises", "--src", str(src), "--dst", str(tmp_path / "a-file")]) == 2
+    assert "a-file is a file, not a folder" in capsys.readouterr().err
 
 
 def test_pretrain_with_zero_steps_is_refused_not_run_at_full_length(capsys):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from sftlearn.files import atomic_write, atomic_write_dir
+from sftlearn.files import atomic_write, atomic_write_dir, output_folder
 
 
 class Interrupted(Exception):
@@ -97,3 +97,45 @@ def test_what_is_written_gets_the_modes_a_plain_save_would(tmp_path, umask, file
     assert (tmp_path / "note.txt").stat().st_mode & 0o777 == file_mode
     assert (tmp_path / "model").stat().st_mode & 0o777 == dir_mode
     assert (tmp_path / "model" / "w.bin").stat().st_mode & 0o777 == file_mode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_a_file_saved_again_keeps_its_mode(tmp_path):
+    # as a plain open(path, "w") does: a file its owner made private stays private
+    atomic_write(tmp_path / "note.txt", lambda tmp: tmp.write_text("old"))
+    os.chmod(tmp_path / "note.txt", 0o600)
+    atomic_write(tmp_path / "note.txt", lambda tmp: tmp.write_text("new"))
+    assert (tmp_path / "note.txt").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "note.txt").read_text() == "new"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_symbolic_link_keeps_pointing_where_it_did(tmp_path):
+    # e.g. a model cache linked to another disk: the save lands there, the link stays a link
+    elsewhere = tmp_path / "disk"
+    elsewhere.mkdir()
+    (elsewhere / "model").mkdir()
+    (elsewhere / "model" / "old.txt").write_text("old")
+    (elsewhere / "note.txt").write_text("old")
+    (tmp_path / "model").symlink_to(elsewhere / "model")
+    (tmp_path / "note.txt").symlink_to(elsewhere / "note.txt")
+    atomic_write_dir(tmp_path / "model", lambda tmp: (tmp / "new.txt").write_text("new"))
+    atomic_write(tmp_path / "note.txt", lambda tmp: tmp.write_text("new"))
+    assert (tmp_path / "model").is_symlink() and (tmp_path / "note.txt").is_symlink()
+    assert sorted(os.listdir(elsewhere / "model")) == ["new.txt"]
+    assert (elsewhere / "note.txt").read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["disk", "model", "note.txt"]  # nothing left over
+    assert sorted(os.listdir(elsewhere)) == ["model", "note.txt"]
+
+
+def test_a_file_where_a_folder_should_go_is_refused_and_kept(tmp_path):
+    # It was replaced by the folder, and the clean-up then failed on the file moved aside.
+    (tmp_path / "model").write_text("mine")
+    with pytest.raises(ValueError, match="model is a file, not a folder. Remove it or save somewhere else"):
+        atomic_write_dir(tmp_path / "model", lambda tmp: (tmp / "w.txt").write_text("w"))
+    with pytest.raises(ValueError, match="model is a file, not a folder"):
+        atomic_write(tmp_path / "model" / "w.txt", lambda tmp: tmp.write_text("w"))
+    assert (tmp_path / "model").read_text() == "mine"
+    assert os.listdir(tmp_path) == ["model"]
+    assert output_folder(tmp_path, "unused") == tmp_path  # a folder, or nothing yet, passes
+    assert output_folder(tmp_path / "new", "unused") == tmp_path / "new"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import html
+
 import pytest
 import torch
 
@@ -190,6 +192,30 @@ def test_widget_explains_a_prompt_it_cannot_read(model, tokenizer):
     assert explorer.samples == [] and explorer.stages == []
     explorer.prompt.value = "Tom"
     assert len(explorer.samples) == 3
+
+
+def test_the_status_line_shows_special_tokens_and_messages_as_text(model, tokenizer):
+    # The status is HTML: an unescaped '<|pad|>' (or '<' in a message) was read as a tag and
+    # vanished from the line.
+    special = tokenizer.pad_id
+
+    def favour_a_special_token(module, inputs, logits):
+        logits = logits.clone()
+        logits[..., special] += 50.0
+        return logits
+
+    hook = model.lm_head.register_forward_hook(favour_a_special_token)
+    try:
+        explorer = sw.SamplingExplorer(model, tokenizer, "Mia", n_samples=1, max_new_tokens=2, draw=False)
+    finally:
+        hook.remove()
+    name = tokenizer.id_to_token(special)
+    assert name.startswith("<")
+    assert f"the most likely is {html.escape(repr(name))} " in explorer.status.value
+    explorer.prompt.value = "a <b> 🙂"
+    assert explorer.status.value.startswith("<b>Cannot sample:</b> ")
+    message = explorer.status.value.removeprefix("<b>Cannot sample:</b> ")
+    assert "<" not in message and ">" not in message
 
 
 @pytest.mark.parametrize("setting, message", [

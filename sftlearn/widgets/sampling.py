@@ -21,6 +21,7 @@ logic runs without a browser: set ``explorer.temperature.value`` and read
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 
@@ -276,13 +277,14 @@ class SamplingExplorer(Explorer):
                                         self.max_new_tokens, temperature, top_k, top_p, self.seed)
         except ValueError as err:  # e.g. a character the tokenizer does not know
             self.stages, self.samples = [], []
-            self.status.value = f"<b>Cannot sample:</b> {err}"
+            self.status.value = f"<b>Cannot sample:</b> {html.escape(str(err))}"
             self.samples_html.value = ""
             return
         final = self.stages[-1]
         self.status.value = (
             f"<b>{final.label}</b>: {final.kept} of {final.probs.numel()} tokens can be chosen; "
-            f"the most likely is {token_label(self.tokenizer, int(final.probs.argmax()))!r} "
+            f"the most likely is "
+            f"{html.escape(repr(token_label(self.tokenizer, int(final.probs.argmax()))))} "
             f"with p = {float(final.probs.max()):.2f}; effective number of choices "
             f"e^H = {math.exp(final.entropy):.2f}.")
         rows = "".join(f"<li><code>{_escape(prompt)}<b>{_escape(s)}</b></code></li>" for s in self.samples)
@@ -295,8 +297,6 @@ class SamplingExplorer(Explorer):
 
 
 def _escape(text: str) -> str:
-    import html
-
     return html.escape(text).replace("\n", "⏎")
 
 
