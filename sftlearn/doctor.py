@@ -270,12 +270,14 @@ def check_kernel() -> Finding:
         return Finding(False, "no 'python3' Jupyter kernel found",
                        f"run: {sys.executable} -m ipykernel install --user --name python3")
     executable = spec.argv[0] if spec.argv else ""
-    # Jupyter replaces a bare "python" in a kernel spec by the Python running JupyterLab. A
+    # Jupyter replaces a bare "python" (or "python3", "python3.11" for this very version) in a
+    # kernel spec by the Python running JupyterLab. A
     # path counts when it is in this environment's own folder of commands: symbolic links are
     # not followed, because every virtual environment's python links to the same base Python,
     # which has none of this environment's packages.
     here = Path(os.path.abspath(sys.executable)).parent
-    if executable in ("python", "python3", sys.executable) or (
+    bare = ("python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2]))
+    if executable in (*bare, sys.executable) or (
         Path(os.path.abspath(executable)).parent == here
     ):
         return Finding(True, "Jupyter's python3 kernel uses this environment")

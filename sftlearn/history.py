@@ -42,8 +42,10 @@ class History:
         parts = []
         if self.train_loss:
             parts.append(f"step {self.steps[-1]}: train loss {self.train_loss[-1]:.3f}")
-        if self.val_loss:
+        if self.best_step is not None:
             parts.append(f"best val loss {self.best_val_loss:.3f} at step {self.best_step}")
+        elif self.val_loss:  # every one NaN or infinite: there is no best
+            parts.append(f"no finite val loss in {len(self.val_loss)} evaluations")
         if self.stop_reason:
             parts.append(self.stop_reason)
         return "; ".join(parts) or "nothing logged yet"

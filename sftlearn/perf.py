@@ -15,6 +15,7 @@ import torch
 # the device's name as whole words wins ("L4" is not found in "L40"), so more specific names
 # come first.
 PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
+    ("H200 NVL", {"bf16": 835.0, "fp16": 835.0, "fp32": 418.0}),  # the PCIe card
     ("H200", {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0}),  # SXM; fp32 = TF32 dense
     ("H100 PCIe", {"bf16": 756.0, "fp16": 756.0, "fp32": 378.0}),
     ("H100 NVL", {"bf16": 835.0, "fp16": 835.0, "fp32": 418.0}),
@@ -26,7 +27,8 @@ PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
     ("L4", {"bf16": 121.0, "fp16": 121.0, "fp32": 60.0}),
     ("RTX 4090", {"bf16": 165.0, "fp16": 165.0, "fp32": 82.6}),
     ("RTX 3090", {"bf16": 71.0, "fp16": 71.0, "fp32": 35.6}),
-    ("V100", {"fp16": 125.0, "fp32": 15.7}),
+    ("V100-PCIE", {"fp16": 112.0, "fp32": 14.0}),  # CUDA names it "Tesla V100-PCIE-16GB"
+    ("V100", {"fp16": 125.0, "fp32": 15.7}),  # SXM2
     ("T4", {"fp16": 65.0, "fp32": 8.1}),
 ]
 

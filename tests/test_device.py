@@ -174,6 +174,10 @@ def test_peaks_are_found_by_whole_words_of_the_device_name():
     assert peak_for_name("NVIDIA H100 80GB HBM3", "bf16") == 989e12  # SXM
     assert peak_for_name("NVIDIA H100 PCIe", "bf16") == 756e12
     assert peak_for_name("NVIDIA H100 NVL", "bf16") == 835e12
+    assert peak_for_name("NVIDIA H200 NVL", "bf16") == 835e12  # not the SXM's 989
+    assert peak_for_name("NVIDIA H200", "bf16") == 989e12
+    assert peak_for_name("Tesla V100-PCIE-32GB", "fp16") == 112e12  # not the SXM2's 125
+    assert peak_for_name("Tesla V100-SXM2-16GB", "fp16") == 125e12
     assert peak_for_name("NVIDIA L40", "bf16") == 181e12  # not the L4's 121
     assert peak_for_name("NVIDIA L4", "bf16") == 121e12
     assert peak_for_name("NVIDIA L40S", "bf16") == 362e12

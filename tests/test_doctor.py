@@ -251,9 +251,12 @@ def test_missing_kernel_and_kernels_that_are_fine(monkeypatch):
     assert missing.ok is False and missing.what == "no 'python3' Jupyter kernel found"
     assert "-m ipykernel install" in missing.fix
     same_folder = str(Path(sys.executable).parent / "python")  # this environment, other name
-    for argv0 in ("python", sys.executable, same_folder):  # a bare "python" is Jupyter's own
-        fake_kernel(monkeypatch, [argv0, "-m", "ipykernel_launcher"])
-        assert doctor.check_kernel().ok is True
+    this_version = "python{}.{}".format(*sys.version_info[:2])  # jupyter_client swaps it too
+    for argv0 in ("python", "python3", this_version, sys.executable, same_folder):
+        fake_kernel(monkeypatch, [argv0, "-m", "ipykernel_launcher"])  # a bare name is Jupyter's own
+        assert doctor.check_kernel().ok is True, argv0
+    fake_kernel(monkeypatch, ["python2.7", "-m", "ipykernel_launcher"])  # another Python's name
+    assert doctor.check_kernel().ok is False
 
 
 def fake_widgets(monkeypatch, tmp_path, versions: dict, extension_files: bool):

@@ -296,6 +296,9 @@ def test_the_best_validation_loss_is_never_a_nan():
     nothing = History(val_steps=[10], val_loss=[math.nan])
     assert nothing.best_val_loss == math.inf and nothing.best_step is None
     assert History().best_step is None
+    # and the summary does not call inf the best loss, "at step None"
+    assert nothing.summary() == "no finite val loss in 1 evaluations"
+    assert History(val_steps=[10, 20], val_loss=[1.5, 1.2]).summary() == "best val loss 1.200 at step 20"
 
 
 def test_history_plot_draws_train_and_validation_curves():
