@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +101,16 @@ def test_encode_chars_other_wrong_answers():
     assert "but should return [17, 12, 11, 18, 9, 7, 17]" in failure_of(
         ch01.check_encode_chars, lambda t, s: sorted(right_encode_chars(t, s))
     ).message
+
+
+@pytest.mark.parametrize("as_array", [torch.tensor, np.array])
+def test_encode_chars_as_a_tensor_or_array_is_read_as_its_ids(as_array, capsys):
+    ch01.check_encode_chars(lambda t, s: as_array(right_encode_chars(t, s)))
+    assert "✓ encode_chars" in capsys.readouterr().out
+    # a wrong answer gets the same message as the list would, not "it holds tensor(17)"
+    failure = failure_of(ch01.check_encode_chars, lambda t, s: as_array(sorted(right_encode_chars(t, s))))
+    assert failure.message == ("encode_chars('the cat', stoi) returned [7, 9, 11, 12, 17, 17, 18], but "
+                               "should return [17, 12, 11, 18, 9, 7, 17].")
 
 
 # ------------------------------------------------------------------------------- count_pairs

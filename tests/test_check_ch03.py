@@ -99,6 +99,20 @@ def test_softmax_wrong_answers(answer, words):
     assert words in failure_of(ch03.check_softmax, answer).message
 
 
+def test_softmax_in_float64_is_judged_like_float32():
+    # The student's float64 tensor was compared with a float32 one: a RuntimeError, not a message.
+    def float64_without_max(s):
+        e = s.double().exp()
+        return e / e.sum(dim=-1, keepdim=True)
+
+    def float64_one_max(s):
+        e = (s.double() - s.max()).exp()
+        return e / e.sum(dim=-1, keepdim=True)
+
+    assert "exp(1000) is too large for a float" in failure_of(ch03.check_softmax, float64_without_max).message
+    assert "it subtracts one maximum, of the whole tensor" in failure_of(ch03.check_softmax, float64_one_max).message
+
+
 def test_softmax_messages_have_hints():
     failure = failure_of(ch03.check_softmax, lambda s: s.exp() / s.exp().sum(dim=-1, keepdim=True))
     assert "Subtract each row's own maximum" in failure.hint
@@ -183,6 +197,13 @@ def test_weight_v2_for_v1(capsys):
     ch03.check_weight_v2_for_v1(torch.tensor(0.1192))
     ch03.check_weight_v2_for_v1(lambda: math.exp(0) / (math.exp(2) + math.exp(0)))
     assert capsys.readouterr().out.count("✓ weight_v2_for_v1: 1/(1 + e²) ≈ 0.1192") == 3
+
+
+@pytest.mark.parametrize("nan", [math.nan, torch.tensor(math.nan), lambda: math.nan])
+def test_weight_v2_for_v1_refuses_nan(nan):
+    # NaN is neither close to a known mistake nor far from the answer: it used to pass
+    assert failure_of(ch03.check_weight_v2_for_v1, nan).message == (
+        "the weight is nan, but it should be about 0.119.")
 
 
 def test_weight_v2_for_v1_stub(capsys):
@@ -421,6 +442,13 @@ def csa_variant(causal=True, scale="sqrt", heads="split", project=True):
 def test_causal_self_attention_right(capsys):
     ch03.check_causal_self_attention(csa_right)
     assert capsys.readouterr().out.startswith("✓ causal_self_attention: matches sftlearn's CausalSelfAttention")
+
+
+@pytest.mark.parametrize("shortcut", [lambda x, attn: attn(x)[0], lambda x, attn: attn.forward(x)[0]])
+def test_causal_self_attention_that_calls_the_module_is_refused(shortcut):
+    failure = failure_of(ch03.check_causal_self_attention, shortcut)
+    assert "your function calls the module itself" in failure.message
+    assert "attn.c_attn" in failure.hint
 
 
 def test_causal_self_attention_stub(capsys):

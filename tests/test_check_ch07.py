@@ -126,9 +126,18 @@ def test_block_forward_right(capsys):
     assert out.count("✓ block_forward: correct on 3 blocks") == 1
 
 
-def test_block_forward_that_calls_the_block_is_refused():
-    failure = failure_of(ch07.check_block_forward, lambda block, x: block(x)[0])
+@pytest.mark.parametrize("shortcut", [lambda block, x: block(x)[0], lambda block, x: block.forward(x)[0]])
+def test_block_forward_that_calls_the_block_is_refused(shortcut):
+    # block.forward(x) skipped the forward hook that used to watch for block(x)
+    failure = failure_of(ch07.check_block_forward, shortcut)
     assert "calls the block itself" in failure.message
+
+
+def test_a_refused_shortcut_leaves_the_block_as_it_was():
+    block = ch07._random_block(16, 2, seed=0)
+    with ch07.counting_calls(block) as calls:
+        block(torch.zeros(1, 2, 16))
+    assert calls == [1] and "forward" not in vars(block)  # the class's forward again
 
 
 def post_ln(block, x):

@@ -123,6 +123,17 @@ def test_loss_mask_wrong_length_values_and_type():
     assert "holds torch.float32 values but should hold integers" in failure.message
 
 
+def test_loss_mask_holding_something_else_than_integers_is_named():
+    # A NumPy array of Python objects (a forgotten branch left a None) crashed the check.
+    def with_a_none(ids, tokenizer):
+        return [None if i == tokenizer.end_id else m for i, m in zip(ids, right_mask(ids, tokenizer))]
+
+    for answer in (with_a_none, lambda ids, t: np.array(with_a_none(ids, t))):
+        failure = failure_of(ch09.check_loss_mask, answer)
+        assert "should be a list of integers" in failure.message
+        assert failure.message.endswith(", which holds None.")
+
+
 def test_loss_mask_gets_a_copy_of_the_ids():
     """A function that changes the list it is given cannot change the checker's ids."""
     def destructive(ids, tokenizer):
@@ -486,7 +497,12 @@ def test_copy_scores_cases_tell_the_windows_apart():
 
 def test_copy_scores_right(capsys):
     ch09.check_copy_scores(_scores(lambda right, L: (right[:, :L - 1].mean(), right[:, L:].mean())))  # tensors are fine
-    assert "✓ copy_scores" in capsys.readouterr().out
+    # the two numbers stacked into one tensor or array are two numbers too
+    ch09.check_copy_scores(_scores(lambda right, L: torch.stack([right[:, :L - 1].mean(), right[:, L:].mean()])))
+    ch09.check_copy_scores(_scores(lambda right, L: np.array([right[:, :L - 1].mean(), right[:, L:].mean()])))
+    assert capsys.readouterr().out.count("✓ copy_scores") == 3
+    failure = failure_of(ch09.check_copy_scores, _scores(lambda right, L: right.mean(dim=1)))
+    assert "should return two numbers, (first, second)" in failure.message
 
 
 @pytest.mark.parametrize("answer, words", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,8 @@ def zeros(t):
     (lambda r, f: F.logsigmoid(r).mean() + F.logsigmoid(-f).mean(), "the minus signs are missing"),
     (d_probabilities, "sigmoid(40) rounds to exactly 1.0"),
     (lambda r, f: d_with_bce(r, f).item(), "is a Python number"),
+    (lambda r, f: d_with_bce(r, f).detach().numpy(), "is a NumPy value"),
+    (lambda r, f: np.float32(d_with_bce(r, f).item()), "is a NumPy value"),
     (lambda r, f: d_with_bce(r, f).detach(), "carries no gradient"),
     (lambda r, f: bce(r, ones(r), reduction="none").mean(dim=1), "should be a single number"),
 ])

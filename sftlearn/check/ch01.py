@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sftlearn.check._core import CheckFailure, call_student, checker, is_collection, short_repr
+from sftlearn.check._core import CheckFailure, call_student, checker, is_collection, python_number, short_repr
 from sftlearn.tokenizer import SPECIAL_IDS, pretokenize
 
 UNK_ID = SPECIAL_IDS["<|unk|>"]  # 3 in every tokenizer of the course
@@ -158,7 +158,7 @@ def _check_char_ids(text: str, got: Any, expected: list[int], unknown: list[str]
         raise CheckFailure(f"{name} returned None.", hint="Did you forget to `return` the list?")
     if not is_collection(got):
         raise CheckFailure(f"{name} should return a list of ints, but returned {short_repr(got)}.")
-    got = list(got)
+    got = [python_number(g) for g in got]  # a tensor's or array's elements as plain ints
     if got == expected:
         return
     if got == [i for i, c in zip(expected, text) if c in CHAR_VOCAB]:

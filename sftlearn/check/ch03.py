@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from sftlearn.check._core import (CheckFailure, call_student, checker, close_to, compare_arrays, python_number,
-                                  seeded_randn, short_repr)
+from sftlearn.check._core import (CheckFailure, call_student, checker, close_to, compare_arrays,
+                                  counting_calls, python_number, seeded_randn, short_repr)
 from sftlearn.device import seeded
 
 # ------------------------------------------------------------------- reference versions
@@ -143,7 +143,8 @@ def check_softmax(softmax: Any) -> str:
             )
         if huge and broken:
             one_max = (scores - scores.max()).exp()  # the whole tensor's maximum, not each row's
-            if torch.allclose(got, one_max / one_max.sum(dim=-1, keepdim=True), atol=1e-6, equal_nan=True):
+            slip = (one_max / one_max.sum(dim=-1, keepdim=True)).double()  # got may be float64
+            if torch.allclose(got.double(), slip, atol=1e-6, equal_nan=True):
                 raise CheckFailure(
                     f"{name} contains NaN: it subtracts one maximum, of the whole tensor, from "
                     "every row. A row far below that maximum (here the −1000 row, 2002 below it) "
@@ -259,7 +260,7 @@ def check_weight_v2_for_v1(value: Any) -> str:
         if abs(value - wrong) < 1e-3:
             raise CheckFailure(message, hint="Write out both scores of v1: s11 = v1·v1 and s12 = v1·v2, then "
                                "take e^(s12) / (e^(s11) + e^(s12)).")
-    if abs(value - WEIGHT_V2_FOR_V1) > 1e-3:
+    if not abs(value - WEIGHT_V2_FOR_V1) <= 1e-3:  # written so that NaN fails too
         raise CheckFailure(f"the weight is {value:.4g}, but it should be about {WEIGHT_V2_FOR_V1:.3f}.",
                            hint="s11 = v1·v1 = 2 and s12 = v1·v2 = 0; the weight is e^(s12) / (e^(s11) + e^(s12)).")
     return f"1/(1 + e²) ≈ {WEIGHT_V2_FOR_V1:.4f}."
@@ -503,7 +504,15 @@ def check_causal_self_attention(causal_self_attention: Any) -> str:
         x = seeded_randn(*shape, seed=30 + i)
         name = f"the output for x of shape {shape} with {H} heads"
         with torch.no_grad():
-            got = call_student(causal_self_attention, x, attn)
+            with counting_calls(attn) as calls:
+                got = call_student(causal_self_attention, x, attn)
+            if calls:
+                raise CheckFailure(
+                    f"{name}: your function calls the module itself (`attn(x)` or "
+                    f"`attn.forward(x)`), which is the answer the check compares with; the "
+                    f"exercise is to compute it from the module's weights.",
+                    hint="Use attn.c_attn, split into heads, scores, mask, softmax, weights @ v, "
+                    "merge the heads, attn.c_proj.")
             expected = attn(x)[0]
             if close_to(got, expected, atol=1e-4):
                 if shape[1] > 1:

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, python_number,
-                                  same_on_every_case, short_repr)
+from sftlearn.check._core import (CheckFailure, call_student, checker, compare_arrays, counting_calls,
+                                  python_number, same_on_every_case, short_repr)
 from sftlearn.config import GPTConfig
 from sftlearn.device import seeded
 from sftlearn.model import IGNORE_INDEX, Block  # IGNORE_INDEX: the label that cross-entropy skips
@@ -223,11 +223,8 @@ def check_block_forward(block_forward: Any) -> str:
         g = torch.Generator().manual_seed(100 + i)
         x = torch.randn(*shape, generator=g)
         name = f"block_forward(block, x) for x of shape {shape}"
-        # The block must be computed from its parts, not called: note every call of it (also
-        # of the copy the student gets, which shares this hook).
-        calls: list[int] = []
-        handle = block.register_forward_pre_hook(lambda module, args: calls.append(1))
-        with torch.no_grad():
+        # The block must be computed from its parts, not called (`block(x)` or `block.forward(x)`).
+        with torch.no_grad(), counting_calls(block) as calls:
             try:
                 got = call_student(block_forward, block, x)
             except CheckFailure as failure:
@@ -240,12 +237,11 @@ def check_block_forward(block_forward: Any) -> str:
                 if "tuple" in message:
                     hint = "`block.attn(h)` returns a pair (output, attention weights): use `block.attn(h)[0]`."
                 raise CheckFailure(message, hint) from None
-            finally:
-                handle.remove()
             if calls:
                 raise CheckFailure(
-                    f"{name} calls the block itself (`block(x)`), which is the answer the check "
-                    f"compares with; the exercise is to compute it from the block's parts.",
+                    f"{name} calls the block itself (`block(x)` or `block.forward(x)`), which is "
+                    f"the answer the check compares with; the exercise is to compute it from the "
+                    f"block's parts.",
                     hint="Use block.ln_1, block.attn, block.ln_2 and block.mlp, with the two "
                     "residual additions.",
                 )

@@ -40,6 +40,7 @@ from sftlearn.check._core import (
     call_student,
     checker,
     compare_arrays,
+    python_number,
     same_on_every_case,
     short_repr,
 )
@@ -92,19 +93,32 @@ def _int_tensor(name: str, value: Any) -> torch.Tensor:
         raise CheckFailure(f"{name} is None.", hint="Did your function forget to `return` its result?")
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu()
-    elif isinstance(value, np.ndarray):  # a NumPy answer is as good as a list
+    elif isinstance(value, np.ndarray) and value.dtype != object:  # as good as a list
         tensor = torch.from_numpy(np.array(value))
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, (list, tuple, np.ndarray)):
         try:
-            tensor = torch.tensor(value)
+            tensor = torch.tensor(value.tolist() if isinstance(value, np.ndarray) else value)
         except (TypeError, ValueError, RuntimeError):
-            raise CheckFailure(f"{name} should be a list of integers, but it is {short_repr(value)}.") from None
+            bad = _non_integers(value.tolist() if isinstance(value, np.ndarray) else value)
+            raise CheckFailure(f"{name} should be a list of integers, but it is {short_repr(value)}"
+                               + (f", which holds {bad[0]!r}." if bad else ".")) from None
     else:
         raise CheckFailure(f"{name} should be a list (or tensor) of integers, but it is {short_repr(value)}.")
     if tensor.is_floating_point() or tensor.is_complex():
         raise CheckFailure(f"{name} holds {tensor.dtype} values but should hold integers.",
                            hint="Use whole numbers: `1` and `0`, or `torch.long` tensors.")
     return tensor.long()
+
+
+def _non_integers(values: Any) -> list[Any]:
+    """The items of a (nested) list that are not ints or bools, in order."""
+    found = []
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            found += _non_integers(v)
+        elif not isinstance(python_number(v), int):  # bools are ints too
+            found.append(v)
+    return found
 
 
 # ------------------------------------------------------------------------------ loss mask
@@ -556,6 +570,8 @@ def _copy_mistakes(logits: torch.Tensor, ids: torch.Tensor) -> list[tuple[tuple[
 
 
 def _pair(name: str, got: Any) -> tuple[float, float]:
+    if isinstance(got, (torch.Tensor, np.ndarray)) and got.reshape(-1).shape[0] == 2:
+        got = tuple(got.reshape(-1))  # the two numbers stacked into one tensor are two numbers
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise CheckFailure(f"{name} should return two numbers, (first, second), but returned "
                            f"{short_repr(got)}.", hint="`return first, second`.")

@@ -18,9 +18,11 @@ The references are :mod:`sftlearn.gan`, whose tests match torch's binary cross-e
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -59,10 +61,12 @@ def _call_keeping_grad(fn: Any, *args: torch.Tensor) -> Any:
 
 def _as_loss(name: str, got: Any) -> torch.Tensor:
     """The student's loss as a 0-d tensor that carries a gradient, or a plain failure."""
-    if isinstance(got, (int, float)) and not isinstance(got, bool):
+    if isinstance(got, (numbers.Real, np.ndarray)) and not isinstance(got, (bool, np.bool_)):
+        kind = "a Python number" if isinstance(got, (int, float)) else "a NumPy value"
         raise CheckFailure(
-            f"{name} is a Python number ({got:.4g}), so no gradient can flow back through it.",
-            hint="Return the tensor itself; `.item()` and `float(...)` cut it off from autograd.")
+            f"{name} is {kind} ({short_repr(got)}), so no gradient can flow back through it.",
+            hint="Return the tensor itself; `.item()`, `float(...)` and `.numpy()` cut it off "
+                 "from autograd.")
     if not isinstance(got, torch.Tensor):
         raise CheckFailure(f"{name} should be a tensor holding one number, but it is {short_repr(got)}.",
                            hint="Did your function forget to `return` the loss?")
