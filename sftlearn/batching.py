@@ -58,6 +58,8 @@ def length_grouped_order(
     """
     check_int("batch_size", batch_size)
     check_int("window", window)
+    order = torch.as_tensor(order, dtype=torch.long)  # lists too, as padding_share takes them
+    lengths = torch.as_tensor(lengths, dtype=torch.long)
     if order.dim() != 1 or lengths.dim() != 1 or len(order) != len(lengths):
         raise ValueError(
             f"order and lengths must be 1-D and equally long (one entry per example), got "

@@ -131,6 +131,18 @@ def lm_datasets_from_text(
 # ----- SFT: the chat template and the loss mask --------------------------------------------
 
 
+def check_conversation_list(conversations: Any) -> None:
+    """Refuse one conversation (an SFT example, or a dict with "messages") where a list of
+    them belongs: iterating over it would give its fields, and a puzzling error later."""
+    if hasattr(conversations, "messages") or (
+        isinstance(conversations, Mapping) and "messages" in conversations
+    ):
+        raise TypeError(
+            "got one conversation where a list of conversations belongs (SFTDataset, finetune, "
+            "generate_answers and evaluate_tasks take several); wrap it in a list: [conversation]"
+        )
+
+
 def _message_list(messages: Any) -> list[Mapping[str, str]]:
     """Accept a list of {"role", "content"} dicts, or an object/dict holding one as .messages."""
     if hasattr(messages, "messages"):
@@ -200,13 +212,13 @@ def _check_shape(msgs: list[Mapping[str, str]], add_generation_prompt: bool) -> 
 
 def check_chat_tokens(tokenizer: Tokenizer) -> None:
     """Raise a ValueError naming the chat template's special tokens that ``tokenizer`` lacks."""
-    needed = ("bos_id", "eos_id", "user_id", "assistant_id", "end_id")
+    needed = ("bos_id", "eos_id", "user_id", "assistant_id", "end_id", "pad_id")
     missing = [name for name in needed if getattr(tokenizer, name, None) is None]
     if missing:
         raise ValueError(
             f"{type(tokenizer).__name__} has no {', '.join(missing)}: the chat template needs "
-            "the special tokens <|bos|>, <|eos|>, <|user|>, <|assistant|>, <|end|>; use a "
-            "tokenizer from sftlearn.tokenizer"
+            "the special tokens <|bos|>, <|eos|>, <|user|>, <|assistant|>, <|end|>, and batches "
+            "need <|pad|>; use a tokenizer from sftlearn.tokenizer"
         )
 
 
@@ -276,10 +288,12 @@ class SFTDataset(Dataset):
 
     ``examples``: SFT examples (anything with ``.messages``) or plain message lists.
     ``max_len``: the longest rendered conversation allowed (``len(ids)``); a longer one is an
-    error naming the example. Pass the model's block size: inputs are one token shorter.
+    error naming the example. For a model, pass its block size + 1 (``sft.max_conversation``):
+    the inputs leave out the last token, so they are one token shorter than the conversation.
     """
 
     def __init__(self, examples: Iterable[Any], tokenizer: Tokenizer, max_len: int) -> None:
+        check_conversation_list(examples)
         examples = list(examples)
         if not examples:
             raise ValueError("SFTDataset got no examples: pass a non-empty list of conversations")

@@ -22,7 +22,8 @@ from typing import Sequence
 
 import torch
 
-from .datasets import Collator, SFTDataset, _message_list, check_chat_tokens, render_conversation
+from .datasets import (Collator, SFTDataset, _message_list, check_chat_tokens,
+                       check_conversation_list, render_conversation)
 from .train import TrainConfig, Trainer, evaluate_loss, targets_only_loss
 from .validation import check_int
 
@@ -47,10 +48,27 @@ def _check_chat_vocabulary(model, tokenizer) -> None:
             f"only {model.config.vocab_size}, so chat tokens would be out of range. Build the "
             f"model with vocab_size=tokenizer.vocab_size (or the tokenizer it was trained with)."
         )
+    if tokenizer.vocab_size < model.config.vocab_size:
+        # the model could write an id with no text, and decoding its reply would fail
+        raise ValueError(
+            f"The model's vocabulary has {model.config.vocab_size} ids but the tokenizer only "
+            f"{tokenizer.vocab_size}: the model could write ids that are no text. Build the model "
+            f"with vocab_size=tokenizer.vocab_size (GPTConfig's presets have 512 unless told), or "
+            f"pass the tokenizer it was trained with."
+        )
+
+
+def max_conversation(model) -> int:
+    """The longest conversation (in tokens) ``model`` can be trained on: one more than its
+    context, because the inputs leave out the last token (it is only a target)."""
+    return model.config.block_size + 1
 
 
 def sft_datasets(train_examples, val_examples, tokenizer, max_len: int):
     """Render train (and optional validation) conversations into ``SFTDataset``s."""
+    if isinstance(val_examples, TrainConfig):  # finetune(model, tok, train, config): one slot off
+        raise TypeError("a TrainConfig was passed as the validation examples; pass it by name: "
+                        "finetune(model, tokenizer, train, config=config).")
     train = _named_dataset("training", train_examples, tokenizer, max_len)
     val = _named_dataset("validation", val_examples, tokenizer, max_len) if val_examples else None
     return train, val
@@ -76,9 +94,9 @@ def finetune(
     curves). The model is updated in place, and torch's global generator is seeded with the
     config's seed, as ``Trainer.fit`` does."""
     _check_chat_vocabulary(model, tokenizer)
-    train, val = sft_datasets(train_examples, val_examples, tokenizer, model.config.block_size)
+    train, val = sft_datasets(train_examples, val_examples, tokenizer, max_conversation(model))
     trainer = Trainer(
-        model, train, val, config or TrainConfig(), collate_fn=Collator(tokenizer.pad_id),
+        model, train, val, config, collate_fn=Collator(tokenizer.pad_id),
         loss_fn=targets_only_loss,  # replies are a few tokens: score only those positions
         callbacks=callbacks,
     )
@@ -109,12 +127,20 @@ def generate_answers(
     _check_chat_vocabulary(model, tokenizer)
     check_int("max_new_tokens", max_new_tokens, minimum=0)
     check_int("batch_size", batch_size)
+    check_conversation_list(conversations)
     device = next(model.parameters()).device
     prompts = []
-    for conv in conversations:
+    for k, conv in enumerate(conversations):
         messages = list(_message_list(conv))
-        if messages and messages[-1]["role"] == "assistant":
-            messages = messages[:-1]
+        if messages[-1]["role"] == "assistant":
+            messages = messages[:-1]  # the reference answer
+        if not messages or messages[-1]["role"] != "user":
+            # said of the conversation as given, not of what is left once its answer is dropped
+            raise ValueError(
+                f"conversation {k} does not end with a user message (and its reference answer, "
+                f"if any): there is no question for the model to answer. Its roles are "
+                f"{[m['role'] for m in _message_list(conv)]}."
+            )
         ids, _ = render_conversation(tokenizer, messages, add_generation_prompt=True)
         prompts.append(ids)
     if not sampling:
@@ -178,7 +204,7 @@ class TaskReport:
     per_family: dict[str, float]  # fraction correct per task family
     counts: dict[str, int]  # examples per family
     overall: float  # fraction correct over all examples
-    response_loss: float | None  # mean loss on the reference answers' tokens
+    response_loss: float | None  # mean loss on the reference conversations' assistant tokens
     rows: list[dict] = field(default_factory=list)  # family, prompt, answer, prediction, finished, correct, well_formed
     form: dict[str, float] = field(default_factory=dict)  # fraction of well-formed replies per family
     form_overall: float = 0.0  # fraction of well-formed replies over all examples
@@ -220,9 +246,18 @@ def evaluate_tasks(
 
     if isinstance(examples, str):
         examples = data.sft_examples(examples, n_per_family=n_per_family, seed=seed)
+    check_conversation_list(examples)
     examples = list(examples)
     if not examples:
         raise ValueError("evaluate_tasks got no examples to score.")
+    plain = [k for k, ex in enumerate(examples) if not all(
+        hasattr(ex, name) for name in ("family", "answer", "messages"))]
+    if plain:  # before generating: scoring needs each example's family and reference answer
+        raise TypeError(
+            f"evaluate_tasks scores SFT examples (with .family, .answer and .messages, as "
+            f"data.sft_examples makes them); example {plain[0]} is a "
+            f"{type(examples[plain[0]]).__name__}. For replies to plain conversations, use "
+            f"generate_answers.")
     predictions = generate_answers(model, tokenizer, examples, max_new_tokens, return_finished=True)
     rows, per_family, formed, counts = [], {}, {}, {}
     for ex, (pred, finished) in zip(examples, predictions):
@@ -241,6 +276,6 @@ def evaluate_tasks(
     form_overall = sum(formed.values()) / len(rows)
     loss = None
     if with_loss:
-        dataset = SFTDataset(examples, tokenizer, model.config.block_size)
+        dataset = SFTDataset(examples, tokenizer, max_conversation(model))
         loss = evaluate_loss(model, dataset, Collator(tokenizer.pad_id), loss_fn=targets_only_loss)
     return TaskReport(scores, counts, overall, loss, rows, form, form_overall)

@@ -306,7 +306,15 @@ class Trainer:
         loss_fn: Callable = default_loss,
         callbacks: Sequence[Callback] = (),
     ):
-        self.config = config or TrainConfig()
+        if config is not None and not isinstance(config, TrainConfig):
+            hint = (" Build one from the dict: TrainConfig(**settings)." if isinstance(config, dict)
+                    else "")
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}.{hint}")
+        self.config = config if config is not None else TrainConfig()
+        if not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of callbacks (objects with on_log, on_eval "
+                            f"or on_train_end), got a {type(callbacks).__name__}; wrap a single "
+                            f"one in a list: callbacks=[watcher].")
         if train_data is None or len(train_data) == 0:
             raise ValueError(
                 "The training set is empty: there is nothing to learn from. "

@@ -34,6 +34,13 @@ def test_grouped_order_is_a_permutation_with_only_the_last_batch_short():
     assert sizes[:-1] == [16] * 12 and sizes[-1] == 203 - 12 * 16
 
 
+def test_lists_are_taken_as_padding_share_takes_them():
+    lengths, order = random_lengths(50), shuffled(50)
+    from_tensors = length_grouped_order(order, lengths, 8, 2, torch.Generator().manual_seed(3))
+    from_lists = length_grouped_order(order.tolist(), lengths.tolist(), 8, 2, torch.Generator().manual_seed(3))
+    assert torch.equal(from_lists, from_tensors)
+
+
 def test_each_window_is_cut_into_batches_of_neighbouring_lengths():
     # Reference: sort each window of the shuffled order by length and cut it into batches. The
     # grouped order must consist of exactly those batches (in some order).

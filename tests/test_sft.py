@@ -308,7 +308,7 @@ def test_conversation_without_an_assistant_turn():
 
 
 def test_over_long_conversation():
-    with pytest.raises(ValueError, match=r"^training set, example 0: the conversation is \d+ tokens long but max_len is 64: shorten"):
+    with pytest.raises(ValueError, match=r"^training set, example 0: the conversation is \d+ tokens long but max_len is 65: shorten"):  # block 64 + 1
         sft.finetune(micro(block=64), TOK, [chat("x" * 80, "y")], config=TrainConfig(max_steps=1, progress=False))
     # a bad validation conversation is named as one, not as a training example
     with pytest.raises(ValueError, match=r"^validation set, example 1: the conversation is \d+ tokens long"):
@@ -341,11 +341,91 @@ def test_a_tokenizer_without_the_chat_tokens_is_named_before_training():
         def encode(self, text):
             return [ord(c) % 50 for c in text]
 
-    message = r"Plain has no bos_id, eos_id, user_id, assistant_id, end_id: the chat template needs"
+    message = r"Plain has no bos_id, eos_id, user_id, assistant_id, end_id, pad_id: the chat template needs"
     with pytest.raises(ValueError, match=message):
         sft.finetune(micro(), Plain(), [chat("a", "b")], config=TrainConfig(max_steps=1, progress=False))
     with pytest.raises(ValueError, match=message):
         sft.generate_answers(micro(), Plain(), [chat("a")])
+
+
+def test_a_tokenizer_without_a_pad_token_is_named_before_training():
+    # it passed the check, then crashed in the collate with an AttributeError (or in torch.full)
+    class NoPad(CharTokenizer):
+        pad_id = None
+
+    tokenizer = NoPad(TOK.chars)
+    with pytest.raises(ValueError, match=r"NoPad has no pad_id: .*batches need <\|pad\|>"):
+        sft.finetune(micro(), tokenizer, [chat("a", "b")], config=TrainConfig(max_steps=1, progress=False))
+    with pytest.raises(ValueError, match="NoPad has no pad_id"):
+        sft.generate_answers(micro(), tokenizer, [chat("a")])
+
+
+def test_a_model_vocabulary_larger_than_the_tokenizer_is_refused():
+    # GPTConfig's presets have 512 ids: the model could write an id with no text, and decoding
+    # its reply crashed after all the generation ("were these ids made by another tokenizer?").
+    model = micro(vocab=512)
+    with pytest.raises(ValueError, match=r"model's vocabulary has 512 ids but the tokenizer only 292: "
+                                         r".*vocab_size=tokenizer\.vocab_size"):
+        sft.generate_answers(model, TOK, [chat("a")])
+    with pytest.raises(ValueError, match="the model could write ids that are no text"):
+        sft.finetune(model, TOK, [chat("a", "b")], config=TrainConfig(max_steps=1, progress=False))
+
+
+def test_a_conversation_that_fills_the_context_exactly_is_trained_on():
+    # The model reads every token but the last (which is only a target): a conversation of
+    # block_size + 1 tokens fits. It was refused by one token.
+    model = micro(block=32)
+    overhead = len(render_conversation(TOK, chat("", ""))[0])  # the template's tokens
+    fits = chat("x" * (33 - overhead - 1), "y")
+    assert len(render_conversation(TOK, fits)[0]) == 33
+    trainer = sft.finetune(model, TOK, [fits], config=TrainConfig(max_steps=1, progress=False))
+    assert trainer.history.steps == [1]
+    with pytest.raises(ValueError, match="the conversation is 34 tokens long but max_len is 33"):
+        sft.finetune(model, TOK, [chat("x" * (34 - overhead - 1), "y")],
+                     config=TrainConfig(max_steps=1, progress=False))
+
+
+def test_arguments_of_the_wrong_kind_are_named():
+    model, train = micro(), [chat("a", "b")]
+    with pytest.raises(TypeError, match=r"config must be a TrainConfig, got dict\. .*TrainConfig\(\*\*settings\)"):
+        sft.finetune(model, TOK, train, config={"max_steps": 1})
+    with pytest.raises(TypeError, match="config must be a TrainConfig, got dict"):
+        sft.finetune(model, TOK, train, config={})  # it trained the default 500 steps
+    with pytest.raises(TypeError, match=r"TrainConfig was passed as the validation examples.*config=config"):
+        sft.finetune(model, TOK, train, TrainConfig(max_steps=1, progress=False))
+    with pytest.raises(TypeError, match=r"callbacks must be a list .*callbacks=\[watcher\]"):
+        sft.finetune(model, TOK, train, config=TrainConfig(max_steps=1, progress=False),
+                     callbacks=object())
+
+
+def test_one_example_where_a_list_of_them_belongs():
+    # An SFT example or a {"messages": ...} dict iterates as its fields: the error came late.
+    example = data.sft_examples("test", n_per_family=1)[0]
+    for one in (example, {"messages": example.messages}):
+        with pytest.raises(TypeError, match=r"got one conversation where a list .*\[conversation\]"):
+            SFTDataset(one, TOK, 512)
+        with pytest.raises(TypeError, match="got one conversation where a list"):
+            sft.generate_answers(micro(), TOK, one)
+        with pytest.raises(TypeError, match="got one conversation where a list"):
+            sft.evaluate_tasks(micro(), TOK, one)
+
+
+def test_evaluate_tasks_names_plain_conversations_before_generating(monkeypatch):
+    monkeypatch.setattr(sft, "generate_answers", lambda *a, **k: pytest.fail("generated"))
+    with pytest.raises(TypeError, match=r"scores SFT examples .*example 0 is a list\. .*use generate_answers"):
+        sft.evaluate_tasks(micro(), TOK, [chat("Who likes tea?", "Mia")])
+
+
+@pytest.mark.parametrize("conversation", [
+    [{"role": "assistant", "content": "Mia"}],
+    chat("Who likes tea?", "Mia") + [{"role": "assistant", "content": "Tom"}],
+])
+def test_a_conversation_without_a_question_is_named_as_given(conversation):
+    # It was described after its answer was dropped: "messages is empty", or "drop the final
+    # assistant message" when the caller had given exactly one answer.
+    roles = [m["role"] for m in conversation]
+    with pytest.raises(ValueError, match=rf"conversation 0 does not end with a user message .*{roles}"):
+        sft.generate_answers(micro(), TOK, [conversation])
 
 
 def test_model_vocabulary_without_the_chat_tokens():
