@@ -410,7 +410,7 @@ GLOSSARY: list[Term] = [
     _t("parameter count", "参数量", 7,
        "How many numbers a model learns; for a GPT it is dominated by about 12 · layers · width² plus the embeddings.",
        "number of parameters"),
-    _t("weight tying", "权重共享", 7,
+    _t("weight tying", "权重绑定（权重共享）", 7,
        "Using the token-embedding matrix also as the output layer's weights, which saves vocabulary × width parameters.",
        "tied weights", "tied embeddings"),
     _t("FLOPs", "浮点运算次数", 7,
@@ -631,7 +631,9 @@ GLOSSARY: list[Term] = [
     _t("discriminator", "判别器", 13,
        "The network of a GAN that scores how likely a sample is to be real rather than generated.",),
     _t("adversarial training", "对抗训练", 13,
-       "Training in which one model's objective is to defeat another's.",),
+       "Training in which one model's objective is to defeat another's, as in a GAN. The same "
+       "name also means training on adversarial examples (inputs changed just enough to fool a "
+       "model) to make it robust.",),
     _t("latent vector", "潜在向量", 13,
        "The random input vector a generator turns into a sample.",
        "latent code", "noise vector"),
