@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .validation import check_int
+from .validation import check_betas, check_int
 
 # ------------------------------------------------------------------------------ the data
 
@@ -215,12 +215,7 @@ class GANConfig:
         check_int("GANConfig.steps", self.steps, minimum=0)
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError(f"learning rates must be positive, got lr_g={self.lr_g}, lr_d={self.lr_d}.")
-        betas = self.betas
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
-                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
-                        for b in betas)):
-            raise ValueError(f"GANConfig.betas must be two numbers in [0, 1), Adam's decay rates, "
-                             f"e.g. (0.5, 0.999); got {betas!r}.")
+        self.betas = check_betas("GANConfig.betas", self.betas, "(0.5, 0.999)")
         late = [s for s in self.snapshot_steps if not 0 <= s <= self.steps]
         if late:
             raise ValueError(f"snapshot_steps {late} lie outside 0..steps={self.steps}; "

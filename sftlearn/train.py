@@ -55,7 +55,7 @@ from .model import IGNORE_INDEX
 from .modes import evaluation_mode
 from .perf import mfu, peak_flops
 from .schedule import lr_at
-from .validation import check_int, check_seed
+from .validation import check_betas, check_int, check_seed
 
 
 class NonFiniteLossError(RuntimeError):
@@ -164,11 +164,7 @@ class TrainConfig:
             # a negative decay would push the weights away from 0 instead of towards it
             raise ValueError(f"TrainConfig.weight_decay must be a number >= 0 (0.1 is usual, "
                              f"0 = no decay), got {self.weight_decay!r}.")
-        betas = self.betas
-        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(_is_real(b) and 0 <= b < 1 for b in betas)):
-            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), AdamW's decay rates "
-                             f"for the gradient's mean and square, e.g. (0.9, 0.95); got {betas!r}.")
+        betas = check_betas("TrainConfig.betas", self.betas, "(0.9, 0.95)")
         names = ("auto", *PRECISIONS)  # choose_precision ignores case
         if not isinstance(self.precision, str) or self.precision.lower() not in names:
             raise ValueError(f"TrainConfig.precision must be one of {', '.join(map(repr, names))}, "
@@ -180,7 +176,7 @@ class TrainConfig:
         self.lr = float(self.lr)
         self.min_lr = None if self.min_lr is None else float(self.min_lr)
         self.weight_decay = float(self.weight_decay)
-        self.betas = tuple(float(b) for b in betas)
+        self.betas = betas
         self.grad_clip = None if self.grad_clip is None else float(self.grad_clip)
 
     @property

@@ -15,6 +15,8 @@ Seeds are checked by ``check_seed``: any int, negative too, and a TypeError for 
 
 from __future__ import annotations
 
+import numbers
+
 
 def check_int(name: str, value: object, minimum: int = 1, fix: str = "") -> int:
     """Return ``value`` if it is an int ≥ ``minimum``; otherwise raise a ValueError naming
@@ -46,3 +48,14 @@ def check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int (got {type(seed).__name__}); pass e.g. seed=0")
     return seed
+
+
+def check_betas(name: str, betas: object, example: str) -> tuple[float, float]:
+    """Return Adam's ``betas`` as two plain floats if they are two real numbers in [0, 1);
+    otherwise raise a ValueError naming ``name`` and showing ``example``, e.g. "(0.9, 0.95)"."""
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+            or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1
+                       for b in betas)):
+        raise ValueError(f"{name} must be two numbers in [0, 1), Adam's decay rates for the "
+                         f"gradient's mean and square, e.g. {example}; got {betas!r}.")
+    return float(betas[0]), float(betas[1])

@@ -1,4 +1,4 @@
-"""sftlearn.validation.check_int and check_seed, and the arguments across the package that they guard."""
+"""sftlearn.validation.check_int, check_seed and check_betas, and the arguments across the package that they guard."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from sftlearn.recurrent import causal_conv1d
 from sftlearn.train import TrainConfig
 from sftlearn.device import seed_everything
 from sftlearn.data import sft_examples, story_corpus
-from sftlearn.validation import check_int, check_seed
+from sftlearn.validation import check_betas, check_int, check_seed
 
 
 @pytest.mark.parametrize("value, minimum", [(1, 1), (7, 1), (0, 0), (2, 2), (10**12, 1)])
@@ -101,3 +101,11 @@ def test_valid_optional_settings_still_pass():
     assert (config.eval_batches, config.warmup_steps, config.early_stopping_patience) == (None, 0, None)
     kept = filter_logits(torch.tensor([[3.0, 1.0, 2.0]]), top_k=2)
     assert torch.isinf(kept).tolist() == [[False, True, False]]
+
+
+def test_betas_come_back_as_two_plain_floats_and_bad_ones_are_named():
+    assert check_betas("betas", [np.float32(0.5), 0.999], "(0.9, 0.95)") == (0.5, 0.999)
+    assert all(type(b) is float for b in check_betas("betas", (0, 0.9), "(0.9, 0.95)"))
+    for bad in [(0.9,), (0.9, 1.0), (True, 0.9), "0.9, 0.95", (0.9, float("nan")), None]:
+        with pytest.raises(ValueError, match=r"GANConfig\.betas must be two numbers in \[0, 1\).*e\.g\. \(0\.5, 0\.999\)"):
+            check_betas("GANConfig.betas", bad, "(0.5, 0.999)")
